@@ -1,0 +1,1 @@
+"""Phase 2: RQ over Redis. The API only enqueues; a separate worker process runs the tasks."""

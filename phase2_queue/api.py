@@ -1,0 +1,117 @@
+"""Phase 2 API: store the task, put its id on an RQ queue, answer 202. A worker does the rest.
+
+The API no longer runs anything, so a slow task cannot tie up its threads, and a task
+survives an API restart: it waits in Redis until a worker takes it.
+
+One problem remains, and this file shows it on purpose: *the dual write*. Accepting a task
+writes to two systems, the database and Redis, and no transaction spans both. Here the row
+is committed first; if the enqueue then fails, the task is marked ``failed`` and the client
+gets 503, so nothing is left ``pending`` with no job behind it. Phase 3 fixes it properly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from phase2_queue.jobs import enqueue_task, make_queue
+from shared import store, transitions
+from shared.db import create_db_engine, init_db
+from shared.models import TaskCreate, TaskRead
+from shared.redis_server import connect_redis
+from shared.settings import load_settings
+from shared.web import ERROR_RESPONSES, SessionDep, create_base_app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the database and Redis when the server starts; close them when it stops."""
+    settings = load_settings()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set: phase 2 needs Redis (make run PHASE=2 starts one)")
+    engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+    init_db(engine)
+    redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.redis = redis
+    app.state.queue = make_queue(redis)
+    yield
+    redis.close()
+    engine.dispose()
+
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TaskRead,
+    responses={413: ERROR_RESPONSES[413], 503: ERROR_RESPONSES[503]},
+)
+def create_task(body: TaskCreate, session: SessionDep, request: Request, response: Response) -> TaskRead:
+    """Store a task and enqueue it for a worker."""
+    task = store.insert_task(session, body)
+    try:
+        enqueue_task(request.app.state.queue, task.id, request.app.state.settings)
+    except RedisError as exc:
+        # The row exists but no job does: without this, it would stay `pending` for ever.
+        transitions.mark_failed(session, task.id, f"not queued: Redis unreachable ({type(exc).__name__})")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"queue unreachable: task {task.id} was not queued (marked failed); try again later",
+        ) from exc
+    response.headers["Location"] = f"/tasks/{task.id}"
+    return TaskRead.model_validate(task)
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get(
+    "/ready",
+    responses={503: {"description": "The database or Redis does not answer; the body names which."}},
+)
+def read_readiness(request: Request) -> Any:
+    """Readiness: 200 when both the database and Redis answer, else 503 naming what is down."""
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError as exc:
+        checks["database"] = f"down: {type(exc).__name__}"
+    try:
+        request.app.state.redis.ping()
+        checks["redis"] = "ok"
+    except RedisError as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": f"not ready: {', '.join(down)} unreachable", "checks": checks},
+        )
+    return {"status": "ready", "checks": checks}
+
+
+def create_app() -> FastAPI:
+    app = create_base_app(
+        title="tasklab · phase 2 (RQ queue)",
+        description="Tasks accepted over HTTP, queued in Redis with RQ and run by separate worker processes.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health_router)
+    return app
+
+
+app = create_app()

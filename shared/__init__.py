@@ -1,0 +1,1 @@
+"""What every phase shares: schema, database, settings, the task catalog and the HTTP basics."""

@@ -1,0 +1,159 @@
+"""The one table every phase shares, and the API schemas built on it.
+
+The model family follows the FastAPI template: ``TaskBase`` holds what a client may send,
+``TaskCreate`` validates a request, ``Task`` is the table with every column any phase uses,
+``TaskRead`` is what the API returns and ``TaskPage`` is one page of a list. Early phases simply
+leave later columns (``worker``, ``progress``, ``idempotency_key``) at their defaults, so the
+schema never forks between phases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError, model_validator
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from shared.tasks import CATALOG, TaskType, validate_payload
+
+PRIORITY_LOWEST = 1
+PRIORITY_HIGHEST = 5
+PRIORITY_DEFAULT = 3
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life; ``shared.transitions`` says which moves are legal."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware: naive datetimes are how off-by-an-hour bugs get in."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite has no timestamp type and hands back
+    naive values. Normalising on the way in and out gives both stores one behaviour.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing a naive datetime: use shared.models.utc_now()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TaskBase(SQLModel):
+    """The fields a client chooses."""
+
+    # Stored as plain text, not a database enum: a new task type needs no migration.
+    task_type: TaskType = Field(sa_type=String(64), index=True, description="One of the task catalog's types.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="The task's input; its shape depends on task_type.",
+    )
+    priority: int = Field(
+        default=PRIORITY_DEFAULT,
+        ge=PRIORITY_LOWEST,
+        le=PRIORITY_HIGHEST,
+        description="1 (lowest) … 5 (highest).",
+    )
+
+
+class TaskCreate(TaskBase):
+    """The body of ``POST /tasks``: the payload is checked against its task type's model."""
+
+    model_config = {  # type: ignore[assignment]
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"task_type": "fibonacci", "payload": {"n": 10}, "priority": 3},
+                {"task_type": "text_processing", "payload": {"text": "hello world"}},
+                {"task_type": "compute", "payload": {"n": 1000000}, "priority": 5},
+            ]
+        },
+    }
+
+    @model_validator(mode="after")
+    def payload_matches_task_type(self) -> TaskCreate:
+        # Validated here, at the door, so a worker never receives input it cannot run.
+        try:
+            self.payload = validate_payload(self.task_type, self.payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'payload'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ValueError(f"invalid payload for {self.task_type.value}: {problems}") from None
+        return self
+
+
+class Task(TaskBase, table=True):
+    """The ``task`` table: the single source of truth for every task's state."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        # The list endpoint filters by status and sorts newest first.
+        Index("ix_task_status_created_at", "status", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    status: TaskStatus = Field(default=TaskStatus.PENDING, sa_type=String(16), index=True)
+    result: Any | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = Field(default=0, ge=0)
+    progress: int = Field(default=0, ge=0, le=100)
+    worker: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=Column(UTCDateTime, nullable=False, index=True))
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class TaskRead(TaskBase):
+    """A task as the API returns it."""
+
+    id: uuid.UUID
+    status: TaskStatus
+    result: Any | None = None
+    error: str | None = None
+    attempts: int
+    progress: int
+    worker: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class TaskPage(SQLModel):
+    """One page of ``GET /tasks``: newest first, ``total`` counts every match."""
+
+    items: list[TaskRead]
+    total: int
+    limit: int
+    offset: int
+
+
+TASK_TYPES: tuple[str, ...] = tuple(t.value for t in CATALOG)
