@@ -1,0 +1,1 @@
+"""Command-line tools around the phases: run one, demo one, manage processes."""

@@ -1,0 +1,47 @@
+"""Helpers the tests share: bounded waiting, and talking to a phase's API like a client would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` s.
+
+    Tests wait for a *state*, never for a fixed time: fast machines pass fast, slow ones
+    get the whole budget, and a real hang fails with a message instead of a stuck run.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}; last value: {last!r}")
+
+
+def submit(client: httpx.Client, task_type: str, payload: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """POST a task and return its body, asserting it was accepted."""
+    response = client.post("/tasks", json={"task_type": task_type, "payload": payload or {}, **extra})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for_status(client: httpx.Client, task_id: str, statuses: Iterable[str] = TERMINAL, *, timeout: float = 20.0) -> dict[str, Any]:
+    """Poll ``GET /tasks/{id}`` until the task is in one of ``statuses``; return it."""
+    wanted = set(statuses)
+
+    def current() -> dict[str, Any] | None:
+        task = client.get(f"/tasks/{task_id}").json()
+        return task if task.get("status") in wanted else None
+
+    return wait_for(current, timeout=timeout, message=f"task {task_id} to reach {sorted(wanted)}")
