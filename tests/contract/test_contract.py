@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from shared.models import TASK_TYPES
 from tasklab_cli.processes import PHASES, Phase, start_api, start_worker
-from tests.support import submit, wait_for_status
+from tests.support import EXPECTED_RESULTS, submit, wait_for_status
 
 ONE_MEBIBYTE = 1024 * 1024
 
@@ -81,6 +81,28 @@ def test_submitted_task_runs_to_completion(client: httpx.Client) -> None:
     assert done["result"] == 55
     assert done["attempts"] == 1
     assert done["started_at"] is not None and done["completed_at"] is not None
+
+
+@pytest.mark.parametrize("task_type", sorted(EXPECTED_RESULTS))
+def test_every_task_type_ends_completed_with_its_result(client: httpx.Client, task_type: str) -> None:
+    payload, expected = EXPECTED_RESULTS[task_type]
+    task = submit(client, task_type, payload)
+
+    done = wait_for_status(client, task["id"])
+
+    assert (done["status"], done["result"], done["error"]) == ("completed", expected, None)
+    assert done["progress"] == 100
+
+
+def test_a_failing_task_ends_failed_with_its_error(client: httpx.Client) -> None:
+    task = submit(client, "flaky", {"fail_times": 1, "permanent": True})
+
+    done = wait_for_status(client, task["id"])
+
+    assert done["status"] == "failed"
+    assert done["attempts"] == 1
+    assert "PermanentTaskError: flaky: attempt 1 fails on purpose" in done["error"]
+    assert done["result"] is None and done["completed_at"] is not None
 
 
 def test_unknown_task_type_is_422_naming_every_valid_type(client: httpx.Client) -> None:
