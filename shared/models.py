@@ -87,12 +87,9 @@ class TaskCreate(TaskBase):
 
     model_config = {  # type: ignore[assignment]
         "extra": "forbid",
+        # One example per task type, from the catalog, so /docs can submit each of them.
         "json_schema_extra": {
-            "examples": [
-                {"task_type": "fibonacci", "payload": {"n": 10}, "priority": 3},
-                {"task_type": "text_processing", "payload": {"text": "hello world"}},
-                {"task_type": "compute", "payload": {"n": 1000000}, "priority": 5},
-            ]
+            "examples": [{"task_type": t.value, "payload": d.example, "priority": PRIORITY_DEFAULT} for t, d in CATALOG.items()]
         },
     }
 

@@ -94,7 +94,14 @@ class PrivateRedis:
             "--daemonize", "no",
             "--logfile", str(self._dir / "redis.log"),
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal must not kill Redis before the workers
+            # that depend on it have stopped; its owner stops it, last.
+            start_new_session=True,
+        )
         atexit.register(self.stop)
         self._wait_until_ready()
         return self

@@ -215,23 +215,46 @@ def flaky(payload: FlakyPayload, context: TaskContext) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TaskDefinition:
-    """One row of the catalog: how to validate, run and describe a task type."""
+    """One row of the catalog: how to validate, run and describe a task type.
+
+    ``example`` and ``example_result`` document the type (the demo submits the example and
+    checks the result; a test proves the handler really produces it).
+    """
 
     payload_model: type[BaseModel]
     handler: Callable[[Any, TaskContext], Any]
     seed_seconds: float
     example: dict[str, Any]
+    example_result: Any
 
+
+_SUMMARY_TEXT = "Queues decouple work. Workers consume jobs from queues. Retries hide faults."
 
 CATALOG: dict[TaskType, TaskDefinition] = {
-    TaskType.TEXT_PROCESSING: TaskDefinition(TextProcessingPayload, text_processing, 3.0, {"text": "The quick brown fox jumps over the lazy dog"}),
-    TaskType.AI_SUMMARIZATION: TaskDefinition(SummarizationPayload, ai_summarization, 5.0, {"text": "Queues decouple work. Workers consume jobs. Retries hide transient faults.", "max_sentences": 1}),
-    TaskType.BATCH_PROCESSING: TaskDefinition(BatchProcessingPayload, batch_processing, 4.0, {"items": list(range(1, 21)), "batch_size": 5}),
-    TaskType.IMAGE_PROCESSING: TaskDefinition(ImageProcessingPayload, image_processing, 4.0, {"width": 1920, "height": 1080, "operation": "thumbnail"}),
-    TaskType.FIBONACCI: TaskDefinition(FibonacciPayload, fibonacci, 1.0, {"n": 10}),
-    TaskType.COMPUTE: TaskDefinition(ComputePayload, compute, 0.0, {"n": 1_000_000}),
-    TaskType.NOOP: TaskDefinition(NoopPayload, noop, 0.0, {}),
-    TaskType.FLAKY: TaskDefinition(FlakyPayload, flaky, 1.0, {"fail_times": 2}),
+    TaskType.TEXT_PROCESSING: TaskDefinition(
+        TextProcessingPayload, text_processing, 3.0,
+        example={"text": "The quick brown fox jumps over the lazy dog"},
+        example_result={"operation": "analyze", "word_count": 9, "char_count": 43, "unique_words": 8, "most_common": ["the", "quick", "brown"]},
+    ),
+    TaskType.AI_SUMMARIZATION: TaskDefinition(
+        SummarizationPayload, ai_summarization, 5.0,
+        example={"text": _SUMMARY_TEXT, "max_sentences": 1},
+        example_result={"summary": "Queues decouple work.", "sentences_in": 3, "sentences_out": 1},
+    ),
+    TaskType.BATCH_PROCESSING: TaskDefinition(
+        BatchProcessingPayload, batch_processing, 4.0,
+        example={"items": list(range(1, 21)), "batch_size": 5},
+        example_result={"processed": 20, "batches": 4, "numeric_total": 210.0},
+    ),
+    TaskType.IMAGE_PROCESSING: TaskDefinition(
+        ImageProcessingPayload, image_processing, 4.0,
+        example={"width": 1920, "height": 1080, "operation": "thumbnail"},
+        example_result={"operation": "thumbnail", "input": [1920, 1080], "output": [128, 72], "mode": "RGB"},
+    ),
+    TaskType.FIBONACCI: TaskDefinition(FibonacciPayload, fibonacci, 1.0, example={"n": 10}, example_result=55),
+    TaskType.COMPUTE: TaskDefinition(ComputePayload, compute, 0.0, example={"n": 1_000_000}, example_result=499_999_500_000),
+    TaskType.NOOP: TaskDefinition(NoopPayload, noop, 0.0, example={}, example_result=None),
+    TaskType.FLAKY: TaskDefinition(FlakyPayload, flaky, 1.0, example={"fail_times": 0}, example_result={"succeeded_on_attempt": 1}),
 }
 
 

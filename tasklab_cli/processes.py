@@ -60,9 +60,11 @@ class ManagedProcess:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path | None = None, quiet: bool = True) -> None:
         self.name = name
         self.args = args
-        log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasklab-logs-"))
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("ab") if quiet else None
+        self.log_path: Path | None = None
+        self._log = None
+        if quiet:  # output to a log file the caller can read back (log_tail) when it fails
+            self.log_path = (log_dir or Path(tempfile.mkdtemp(prefix="tasklab-logs-"))) / f"{name}.log"
+            self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             args,
             env={**os.environ, **env},
@@ -81,6 +83,8 @@ class ManagedProcess:
         return self.process.poll() is None
 
     def log_tail(self, chars: int = 3000) -> str:
+        if self.log_path is None:
+            return "(output went to the terminal)"
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except FileNotFoundError:
@@ -114,10 +118,12 @@ class ManagedProcess:
 class ApiProcess(ManagedProcess):
     """A phase's API under uvicorn on a loopback port."""
 
-    def __init__(self, phase: Phase, env: dict[str, str], port: int | None = None, **kwargs: object) -> None:
+    def __init__(self, phase: Phase, env: dict[str, str], port: int | None = None, quiet: bool = True, **kwargs: object) -> None:
         self.port = port or free_port()
-        args = [sys.executable, "-m", "uvicorn", phase.api_target, "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-        super().__init__(f"phase{phase.number}-api", args, env, **kwargs)  # type: ignore[arg-type]
+        args = [sys.executable, "-m", "uvicorn", phase.api_target, "--host", "127.0.0.1", "--port", str(self.port)]
+        # In a terminal, show every request; under tests and benchmarks, only problems.
+        args += ["--log-level", "warning", "--no-access-log"] if quiet else ["--log-level", "info"]
+        super().__init__(f"phase{phase.number}-api", args, env, quiet=quiet, **kwargs)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str:

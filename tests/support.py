@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from shared.tasks import CATALOG
+
 T = TypeVar("T")
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -47,23 +49,8 @@ def wait_for_status(client: httpx.Client, task_id: str, statuses: Iterable[str] 
     return wait_for(current, timeout=timeout, message=f"task {task_id} to reach {sorted(wanted)}")
 
 
-#: For each task type, a payload and the result it must produce: the catalog's examples.
+#: For each task type, a payload and the result it must produce: the catalog's documented
+#: examples (tests/shared/test_catalog.py pins a few of them to literal values as well).
 EXPECTED_RESULTS: dict[str, tuple[dict[str, Any], Any]] = {
-    "text_processing": (
-        {"text": "The quick brown fox jumps over the lazy dog"},
-        {"operation": "analyze", "word_count": 9, "char_count": 43, "unique_words": 8, "most_common": ["the", "quick", "brown"]},
-    ),
-    "ai_summarization": (
-        {"text": "Queues decouple work. Workers consume jobs from queues. Retries hide faults.", "max_sentences": 1},
-        {"summary": "Queues decouple work.", "sentences_in": 3, "sentences_out": 1},
-    ),
-    "batch_processing": ({"items": list(range(1, 21)), "batch_size": 5}, {"processed": 20, "batches": 4, "numeric_total": 210.0}),
-    "image_processing": (
-        {"width": 1920, "height": 1080, "operation": "thumbnail"},
-        {"operation": "thumbnail", "input": [1920, 1080], "output": [128, 72], "mode": "RGB"},
-    ),
-    "fibonacci": ({"n": 10}, 55),
-    "compute": ({}, 499_999_500_000),
-    "noop": ({}, None),
-    "flaky": ({"fail_times": 0}, {"succeeded_on_attempt": 1}),
+    task_type.value: (definition.example, definition.example_result) for task_type, definition in CATALOG.items()
 }

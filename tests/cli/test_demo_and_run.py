@@ -1,0 +1,58 @@
+"""The two commands a newcomer runs first: ``make demo`` and ``make run``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from shared.redis_server import free_port
+from tests.support import wait_for
+
+
+def test_demo_completes_every_task_type_with_the_documented_result(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tasklab_cli.demo", "--per-type", "1", "--time-scale", "0"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every task completed with the documented result" in result.stdout
+    assert re.search(r"fibonacci\s+│\s+1 │\s+1 │\s+0 │ 55 ", result.stdout)
+    assert "499999500000" in result.stdout
+
+
+def test_run_serves_the_phase_and_stops_every_process_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "tasklab_cli.run", "--phase", "2", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**env, "TASK_TIME_SCALE": "0"}, cwd=tmp_path,
+    )
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=30, message="the launched API to be ready")
+        response = httpx.post(f"http://127.0.0.1:{port}/tasks", json={"task_type": "fibonacci", "payload": {"n": 10}})
+        task_url = f"http://127.0.0.1:{port}{response.headers['location']}"
+        wait_for(lambda: httpx.get(task_url).json()["status"] == "completed", message="the task to complete")
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=30)
+
+    assert launcher.returncode == 0, output
+    assert "stopping" in output
+    children = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
+    assert children == ""
+    assert (tmp_path / ".tasklab" / "phase2.db").exists()
