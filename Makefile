@@ -3,7 +3,7 @@
 #
 #   make demo            the phase 2 system end to end: Redis, API, worker, a batch of tasks
 #   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
-#   make run PHASE=2     one phase's API (and worker) in the foreground; Ctrl-C stops all
+#   make run PHASE=2     one phase's API (and WORKERS=1 workers) on PORT=8000; Ctrl-C stops all
 #   make bench           throughput and latency figures, as ratios to a baseline
 #   make docs            regenerate the code listings and diffs quoted in docs/
 
@@ -12,6 +12,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PHASE  ?= 2
+WORKERS ?= 1
+PORT   ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: help install demo test run bench docs clean
@@ -34,7 +36,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: $(STAMP)
-	$(PY) -m tasklab_cli.run --phase $(PHASE)
+	$(PY) -m tasklab_cli.run --phase $(PHASE) --workers $(WORKERS) --port $(PORT)
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -46,8 +46,8 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 def create_task(body: TaskCreate, session: SessionDep, background_tasks: BackgroundTasks, request: Request, response: Response) -> TaskRead:
     """Store a task and run it in this process after the response is sent."""
     task = store.insert_task(session, body)
-    # Runs in this server's thread pool after the 202 is sent. Nothing else remembers it:
-    # if the process dies first, the task stays `pending` for ever (see README "limits").
+    # Runs in this server's thread pool after the 202 is sent. Nothing else remembers it: if
+    # the process dies first, the task stays `pending` or `running` for ever (README, "Limits").
     background_tasks.add_task(
         execute_task,
         request.app.state.engine,

@@ -13,6 +13,8 @@ longer ``pending`` (cancelled, or already taken by someone else), nothing runs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -27,25 +29,42 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def claim_task(engine: Engine, task_id: uuid.UUID, *, worker: str | None) -> Task | None:
+    """Move a task from ``pending`` to ``running`` and return it, or ``None`` if it was not pending."""
+    with Session(engine, expire_on_commit=False) as session:
+        if not transitions.mark_running(session, task_id, worker=worker):
+            return None
+        return session.get(Task, task_id)
+
+
+def record(engine: Engine, change: Callable[..., bool], task_id: uuid.UUID, *args: Any) -> bool:
+    """Apply one state change in its own short session.
+
+    Each write borrows a pooled connection for one statement and gives it back. A session
+    kept open across the handler would hold a connection (and, on PostgreSQL, an idle open
+    transaction) for the whole run of the task: with enough slow tasks, the pool runs dry.
+    """
+    with Session(engine) as session:
+        return change(session, task_id, *args)
+
+
 def execute_task(engine: Engine, task_id: uuid.UUID, *, time_scale: float, worker: str | None = None) -> TaskStatus | None:
     """Run one attempt of a task and record how it ended.
 
     Returns the status the task ended in, or ``None`` when the task could not be claimed.
     """
-    with Session(engine, expire_on_commit=False) as session:
-        if not transitions.mark_running(session, task_id, worker=worker):
-            return None
-        task = session.get(Task, task_id)
-        assert task is not None  # we just claimed it
-        context = TaskContext(
-            attempt=task.attempts,
-            time_scale=time_scale,
-            report_progress=lambda percent: transitions.record_progress(session, task_id, percent),
-        )
-        try:
-            result = run_task(task.task_type, task.payload, context)
-        except Exception as exc:  # any failure of the handler is the task's failure, not ours
-            transitions.mark_failed(session, task_id, describe_error(exc))
-            return TaskStatus.FAILED
-        transitions.mark_completed(session, task_id, result)
-        return TaskStatus.COMPLETED
+    task = claim_task(engine, task_id, worker=worker)
+    if task is None:
+        return None
+    context = TaskContext(
+        attempt=task.attempts,
+        time_scale=time_scale,
+        report_progress=lambda percent: record(engine, transitions.record_progress, task_id, percent),
+    )
+    try:
+        result = run_task(task.task_type, task.payload, context)
+    except Exception as exc:  # any failure of the handler is the task's failure, not ours
+        record(engine, transitions.mark_failed, task_id, describe_error(exc))
+        return TaskStatus.FAILED
+    record(engine, transitions.mark_completed, task_id, result)
+    return TaskStatus.COMPLETED

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     worker_name: str | None = Field(
         default=None,
-        description="Name the RQ worker registers under; unset lets RQ pick host.pid.",
+        description="Name the RQ worker registers under (and task.worker shows); unset lets RQ pick a random hex id.",
     )
 
 

@@ -34,7 +34,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: ``scope="function"`` closes the session when the endpoint returns, before the response is
+#: sent and before any background task runs. With the default ("request") scope it would stay
+#: open, holding a pooled connection, until phase 1's background work had finished, and a
+#: burst of requests could then hold every connection while their background tasks wait for
+#: one: a deadlock that ends only at the pool's 30 s timeout.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 #: Documented error responses, reused by every route that can produce them.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
