@@ -18,16 +18,26 @@ MAX_PAGE_SIZE = 100
 
 
 def insert_task(session: Session, request: TaskCreate, **columns: object) -> Task:
-    """Store a new ``pending`` task and commit, so it exists before anything runs it."""
+    """Store a new ``pending`` task and commit, so it exists before anything runs it.
+
+    Every column gets its value in Python (id, status, created_at …), so there is nothing to
+    read back: no ``refresh``, and the connection goes back to the pool at the commit instead
+    of staying with the request until its session closes. Pass a session made with
+    ``expire_on_commit=False`` so the returned object stays readable.
+    """
     task = Task.model_validate(request, update=columns)
     session.add(task)
     session.commit()
-    session.refresh(task)
     return task
 
 
 def get_task(session: Session, task_id: uuid.UUID) -> Task | None:
     return session.get(Task, task_id)
+
+
+def get_task_by_idempotency_key(session: Session, key: str) -> Task | None:
+    """The task a client created with this ``Idempotency-Key`` header, if any (the column is unique)."""
+    return session.exec(select(Task).where(Task.idempotency_key == key)).first()
 
 
 def list_tasks(

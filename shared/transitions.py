@@ -108,14 +108,33 @@ def mark_completed(session: Session, task_id: uuid.UUID, result: Any) -> bool:
     )
 
 
-def mark_failed(session: Session, task_id: uuid.UUID, error: str) -> bool:
-    """Record a final failure with the error text that explains it."""
-    return transition(session, task_id, S.FAILED, error=error, completed_at=utc_now())
+def mark_failed(session: Session, task_id: uuid.UUID, error: str, *, only_from: Iterable[TaskStatus] | None = None) -> bool:
+    """Record a final failure with the error text that explains it (``only_from`` narrows the sources)."""
+    return transition(session, task_id, S.FAILED, only_from=only_from, error=error, completed_at=utc_now())
 
 
 def mark_retrying(session: Session, task_id: uuid.UUID, error: str) -> bool:
     """An attempt failed and another one is planned: keep the error, free the task."""
     return transition(session, task_id, S.RETRYING, only_from=[S.RUNNING], error=error)
+
+
+def mark_requeued(session: Session, task_id: uuid.UUID) -> bool:
+    """Send a ``failed`` task (a dead letter) back to ``pending`` for a fresh run.
+
+    The new run gets a full budget of attempts, so ``attempts`` starts again from 0; the last
+    error stays visible until the next attempt replaces or clears it.
+    """
+    return transition(
+        session,
+        task_id,
+        S.PENDING,
+        attempts=0,
+        result=None,
+        progress=0,
+        worker=None,
+        started_at=None,
+        completed_at=None,
+    )
 
 
 def mark_cancelled(session: Session, task_id: uuid.UUID, *, reason: str = "cancelled by request") -> bool:
