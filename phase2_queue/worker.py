@@ -2,7 +2,8 @@
 
 Importing :mod:`phase2_queue.jobs` at the top loads the task catalog, SQLModel and SQLAlchemy
 once, in the parent. RQ forks a work horse per job, and the child inherits those modules
-already imported, so a job pays for a ``fork()``, not for imports.
+already imported, its settings already read and its SQL already compiled, so a job pays for a
+``fork()``, not for imports and warm-up.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from phase2_queue.jobs import QUEUE_NAME, make_queue
-from shared.db import create_db_engine, init_db
-from shared.settings import load_settings
+from phase2_queue.jobs import QUEUE_NAME, make_queue, worker_settings
+from shared.db import engine_for_this_process, init_db
+from shared.execution import compile_job_statements
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,15 +33,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = load_settings()
+    settings = worker_settings()
     if not settings.redis_url:
         print("REDIS_URL is not set. Start one (python -m shared.redis_server) or use `make run PHASE=2`.", file=sys.stderr)
         return 2
 
-    # Create the table if the worker starts before the API; then let the engine go, so the
-    # parent holds no connection that a forked work horse could inherit.
-    engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+    # Create the table if the worker starts before the API, and compile the job's SQL once
+    # here, so every forked work horse inherits it compiled. Then close the connections: the
+    # parent keeps none that a work horse could inherit, only the warm engine.
+    engine = engine_for_this_process(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     init_db(engine)
+    compile_job_statements(engine)
     engine.dispose()
 
     connection = Redis.from_url(settings.redis_url)

@@ -88,25 +88,27 @@ def init_db(engine: Engine) -> None:
                 connection.exec_driver_sql("COMMIT")
 
 
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[str, tuple[int, Engine]] = {}
 
 
 def engine_for_this_process(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
-    """The engine of the current process for ``url``, created on first use.
+    """The engine of the current process for ``url``, safe to use after ``fork()``.
 
-    After a ``fork()`` the child finds its parent's engine in this cache under another pid. It
-    calls ``dispose(close=False)``: the child forgets the inherited connections without closing
-    them, since closing would close them for the parent too. Then it builds its own.
+    The first call creates the engine. In a child forked after that (an RQ work horse), the
+    engine is found under the parent's pid: ``dispose(close=False)`` gives the child a new,
+    empty pool and forgets the inherited connections *without closing them*, since closing
+    would close them for the parent too. What the child keeps is everything that is safe to
+    share: the dialect, already initialised, and the cache of compiled SQL statements, so
+    a work horse does not compile its queries again for every job.
     """
     pid = os.getpid()
-    for (owner_pid, owner_url), inherited in list(_engines.items()):
-        if owner_pid != pid:
-            inherited.dispose(close=False)
-            del _engines[(owner_pid, owner_url)]
-    key = (pid, url)
-    if key not in _engines:
-        _engines[key] = create_db_engine(url, busy_timeout_ms=busy_timeout_ms)
-    return _engines[key]
+    owner_pid, engine = _engines.get(url, (None, None))
+    if engine is not None and owner_pid != pid:
+        engine.dispose(close=False)
+    if engine is None:
+        engine = create_db_engine(url, busy_timeout_ms=busy_timeout_ms)
+    _engines[url] = (pid, engine)
+    return engine
 
 
 @contextmanager

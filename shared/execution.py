@@ -68,3 +68,18 @@ def execute_task(engine: Engine, task_id: uuid.UUID, *, time_scale: float, worke
         return TaskStatus.FAILED
     record(engine, transitions.mark_completed, task_id, result)
     return TaskStatus.COMPLETED
+
+
+def compile_job_statements(engine: Engine) -> None:
+    """Run every statement a job runs once, against an id no task has.
+
+    Nothing matches, so nothing changes; but SQLAlchemy compiles each statement and keeps it
+    in the engine's cache. A worker calls this before it starts forking work horses, which then
+    inherit the compiled statements instead of compiling them again for every job (about two
+    thirds of a no-op job's time when measured).
+    """
+    nobody = uuid.uuid4()
+    claim_task(engine, nobody, worker=None)
+    record(engine, transitions.record_progress, nobody, 0)
+    record(engine, transitions.mark_failed, nobody, "")
+    record(engine, transitions.mark_completed, nobody, None)
