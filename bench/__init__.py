@@ -1,0 +1,13 @@
+"""``python -m bench`` (``make bench``): what the chapters claim, measured side by side.
+
+Two parts, one run, one machine:
+
+* **submit** (:mod:`bench.submit`): ``POST /tasks`` throughput and p50/p99 latency of each
+  phase's real uvicorn server under a fixed-concurrency HTTP load on loopback, next to the
+  framework's floor measured in the *same* server process (:mod:`bench.floor_app`).
+* **drain** (:mod:`bench.drain`): how fast 1, then 2, phase 2 worker processes complete N
+  no-op tasks, until every row is ``completed`` in the database.
+
+Absolute figures depend on the machine and on what else it runs; the ratios (to the floor, to
+one worker) are what carries from one machine to another. :mod:`bench.report` prints both.
+"""

@@ -1,0 +1,155 @@
+"""``python -m bench`` / ``make bench``: run both parts, print the tables, optionally write JSON.
+
+The run owns everything it starts: a private ``redis-server`` (never ``$REDIS_URL``: the
+benchmark flushes its database between measurements), a temporary work folder with a fresh
+SQLite file per measurement and the server logs, and every API and worker process. All of it
+is stopped and removed at the end, whatever happened (``--keep`` keeps the folder).
+
+A measurement that fails (a server that does not start, a drain that times out) is reported
+with its log and the run goes on with the next one; the exit status is 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.config import DEFAULTS, QUICK, BenchConfig
+from bench.drain import measure_drain
+from bench.machine import load_average, machine_facts
+from bench.report import BenchReport, print_report, write_json
+from bench.submit import measure_phase
+from shared.redis_server import PrivateRedis
+from tasklab_cli.processes import PHASES
+
+#: Width of the tables when the output goes to a file or a pipe (docs, CI logs) instead of a
+#: terminal, whose own width rich uses: wide enough that no figure is wrapped or cut.
+PIPED_OUTPUT_WIDTH = 170
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``"1,2"`` → ``(1, 2)``; an empty string → ``()`` (skip that part)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure, side by side on this machine: (a) POST /tasks throughput and p50/p99 latency "
+        "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 phase 2 "
+        "workers drain N no-op tasks. Prints a table of figures and ratios.",
+        epilog="Everything runs on loopback with a private redis-server and temporary SQLite files. "
+        "--quick shrinks every number to a smoke test; an explicit option still wins over it.",
+    )
+    # Every default is None here so that --quick can tell "not given" from "given".
+    parser.add_argument("--quick", action="store_true", help="tiny numbers: checks the machinery in seconds; the figures mean little")
+    parser.add_argument("--phases", type=int_list, help=f"phases whose POST /tasks to measure, comma-separated, '' for none (default {','.join(map(str, DEFAULTS.phases))})")
+    parser.add_argument("--requests", type=int, help=f"requests per route and phase, all rounds together (default {DEFAULTS.requests})")
+    parser.add_argument("--warmup", type=int, help=f"unmeasured requests per route first (default {DEFAULTS.warmup})")
+    parser.add_argument("--concurrency", type=int, help=f"requests in flight at once (default {DEFAULTS.concurrency})")
+    parser.add_argument("--rounds", type=int, help=f"alternating rounds the requests are split into (default {DEFAULTS.rounds})")
+    parser.add_argument("--time-cap", dest="time_cap_seconds", type=float, help=f"seconds at most per route and phase (default {DEFAULTS.time_cap_seconds:.0f})")
+    parser.add_argument("--drain-tasks", type=int, help=f"no-op tasks to drain, 0 to skip part (b) (default {DEFAULTS.drain_tasks})")
+    parser.add_argument("--drain-workers", type=int_list, help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})")
+    parser.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float, help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})")
+    parser.add_argument("--json", dest="json_path", type=Path, help="also write the figures, ratios and machine facts to this JSON file")
+    parser.add_argument("--keep", action="store_true", default=None, help="keep the work folder (databases, server and worker logs)")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """The preset (defaults or --quick) with every option the user gave on top."""
+    base = QUICK if args.quick else DEFAULTS
+    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(BenchConfig) if getattr(args, f.name, None) is not None}
+    config = replace(base, **given)
+    unknown = [n for n in config.phases if n not in PHASES]
+    if unknown:
+        raise SystemExit(f"unknown phase(s) {unknown}; choose from {sorted(PHASES)}")
+    if min(config.requests, config.concurrency, config.rounds) < 1 or config.warmup < 0 or config.drain_tasks < 0:
+        raise SystemExit("--requests, --concurrency and --rounds must be at least 1; --warmup and --drain-tasks at least 0")
+    if any(n < 1 for n in config.drain_workers):
+        raise SystemExit("--drain-workers must be positive")
+    return config
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        # The progress bar redraws from a thread of this process, which also generates the load:
+        # a few redraws a second are plenty and cost the client next to nothing.
+        refresh_per_second=4,
+    )
+
+
+def attempt(report: BenchReport, console: Console, what: str, measure: Callable[[], Any]) -> Any:
+    """Run one measurement; on failure record why and go on with the next one."""
+    try:
+        return measure()
+    except Exception as exc:  # one broken measurement must not hide the others' figures
+        report.failures.append(f"{what}: {exc}")
+        console.print(f"[red]{what} failed[/red] (details at the end)")
+        return None
+
+
+def run(config: BenchConfig, console: Console) -> BenchReport:
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="tasklab-bench-"))
+    needs_redis = any(PHASES[n].has_worker for n in config.phases) or (config.drain_tasks > 0 and bool(config.drain_workers))
+    with ExitStack() as cleanup:
+        if not config.keep:
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        redis_server = PrivateRedis().start() if needs_redis else None
+        if redis_server is not None:
+            cleanup.callback(redis_server.cleanup)
+        redis_url = redis_server.url if redis_server else None
+        report = BenchReport(config=config, machine=machine_facts(redis_url, workdir))
+
+        with make_progress(console) as progress:
+            for number in config.phases:
+                console.print(f"(a) phase {number}: POST /tasks vs the floor …")
+                outcome = attempt(report, console, f"phase {number} submit", lambda n=number: measure_phase(n, config, workdir, redis_url, progress))
+                if outcome is not None:
+                    report.submit.append(outcome)
+            if config.drain_tasks > 0 and redis_url is not None:
+                for workers in config.drain_workers:
+                    console.print(f"(b) drain: {config.drain_tasks} no-op tasks with {workers} worker(s) …")
+                    drain = attempt(report, console, f"drain with {workers} worker(s)", lambda w=workers: measure_drain(w, config, workdir, redis_url, progress))
+                    if drain is not None:
+                        report.drain.append(drain)
+
+    report.duration_seconds = time.perf_counter() - started
+    report.load_average_at_end = load_average()
+    if config.keep:
+        console.print(f"work folder kept: {workdir}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = config_from_args(parse_args(argv))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=PIPED_OUTPUT_WIDTH)
+    report = run(config, console)
+    print_report(report, console)
+    if config.json_path is not None:
+        write_json(report, config.json_path)
+        console.print(f"figures written to {config.json_path}")
+    return 0 if report.ok else 1

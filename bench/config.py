@@ -1,0 +1,76 @@
+"""Every number the benchmark uses, in one place: the defaults, the ``--quick`` preset, the body.
+
+The defaults are sized for a 2-core machine: the whole run takes about two minutes, enough
+requests per figure that p99 rests on a few dozen samples, and few enough that the run stays
+a command people actually type. ``--quick`` shrinks everything to a smoke test of the
+machinery (its figures mean little).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+#: What every benchmark request sends: the cheapest task there is, so the figures measure the
+#: system around a task (HTTP, validation, database, queue), not the task.
+NOOP_TASK: dict[str, Any] = {"task_type": "noop", "payload": {}}
+
+#: The status every benchmarked endpoint answers with; anything else counts as an error.
+ACCEPTED = 202
+
+#: Environment of every phase process the benchmark starts: simulated durations scaled to 0.
+PHASE_ENV: dict[str, str] = {"TASK_TIME_SCALE": "0"}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One run's parameters; :mod:`bench.cli` maps each field to an option of the same name."""
+
+    #: Phases whose ``POST /tasks`` is measured (part a).
+    phases: tuple[int, ...] = (1, 2)
+    #: Requests per endpoint and phase, summed over all rounds.
+    requests: int = 2000
+    #: Requests per endpoint before measuring: connection pools, thread pool, caches warm up.
+    warmup: int = 200
+    #: Requests in flight at once (a closed loop: each client sends its next on an answer).
+    concurrency: int = 16
+    #: Each endpoint's requests are split into rounds that alternate between endpoints, so a
+    #: burst of load from another program on the machine hits every endpoint, not just one.
+    rounds: int = 4
+    #: Upper bound on the time spent measuring one endpoint of one phase (all rounds).
+    time_cap_seconds: float = 30.0
+    #: Requests per endpoint sent by a single client, one at a time, after the rounds: the
+    #: service time without queueing. Under the loaded rounds, latency is mostly waiting in
+    #: line (Little's law: latency ≈ concurrency ÷ throughput), so a latency promise such as
+    #: "POST answers within 50 ms" is checked on both.
+    single_client_requests: int = 200
+    #: No-op tasks enqueued for the drain (part b); 0 skips the drain.
+    drain_tasks: int = 500
+    #: Worker process counts to drain with, one measurement each.
+    drain_workers: tuple[int, ...] = (1, 2)
+    #: A drain that has not completed every task by then is reported as failed.
+    drain_timeout_seconds: float = 180.0
+    #: How often the drain counts completed rows in the database.
+    drain_poll_seconds: float = 0.05
+    #: How long phase 1 may take to finish the background tasks of one round (a few hundred
+    #: no-op tasks take well under a second; longer means the server is stuck).
+    settle_timeout_seconds: float = 20.0
+    #: Where to write the figures as JSON (None: do not write).
+    json_path: Path | None = None
+    #: Keep the work folder (databases, server logs) instead of deleting it.
+    keep: bool = False
+
+    @property
+    def requests_per_round(self) -> int:
+        return max(1, -(-self.requests // self.rounds))  # ceiling division
+
+    @property
+    def time_cap_per_round(self) -> float:
+        return self.time_cap_seconds / self.rounds
+
+
+DEFAULTS = BenchConfig()
+
+#: ``--quick``: a smoke test of the whole machinery in a few seconds of measuring.
+QUICK = replace(DEFAULTS, requests=60, warmup=10, rounds=1, single_client_requests=20, time_cap_seconds=10.0, drain_tasks=20, drain_timeout_seconds=60.0)

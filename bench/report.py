@@ -1,0 +1,257 @@
+"""The figures as rows (for JSON) and as tables (for people), with the ratios computed once.
+
+Ratios are the point: each phase's ``POST /tasks`` is divided by the floor measured in the same
+server a few seconds apart, and 2 workers by 1 worker on the same queue. "× floor" for
+throughput is below 1 (the fraction of the bare framework's rate the phase keeps); for
+latency it is above 1 (how many times longer an answer takes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.config import BenchConfig
+from bench.drain import DrainResult
+from bench.submit import PhaseSubmitResult
+
+#: The issue's promise for phase 2: ``POST /tasks`` answers within this, even with no worker.
+PHASE2_POST_P99_TARGET_MS = 50.0
+
+
+@dataclass
+class BenchReport:
+    """Everything one run produced; :func:`write_json` and :func:`print_report` read it."""
+
+    config: BenchConfig
+    machine: dict[str, str]
+    submit: list[PhaseSubmitResult] = field(default_factory=list)
+    drain: list[DrainResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    load_average_at_end: str = ""
+
+    @property
+    def ok(self) -> bool:
+        endpoint_errors = any(r.sample.errors for phase in self.submit for r in phase.endpoints)
+        stuck = any(phase.problem for phase in self.submit)
+        return not self.failures and not endpoint_errors and not stuck and all(d.all_completed for d in self.drain)
+
+
+def ratio(value: float, base: float) -> float:
+    return value / base if base and not math.isnan(base) and not math.isnan(value) else float("nan")
+
+
+def submit_rows(phase: PhaseSubmitResult) -> list[dict[str, Any]]:
+    floor = phase.result("floor")
+    rows = []
+    for result in phase.endpoints:
+        sample = result.sample
+        rows.append(
+            {
+                "phase": phase.phase,
+                "route": f"POST {result.endpoint.path}",
+                "does": result.endpoint.does,
+                "requests": sample.ok,
+                "errors": sample.errors,
+                "requests_per_second": sample.requests_per_second,
+                "p50_ms": sample.percentile_ms(50),
+                "p99_ms": sample.percentile_ms(99),
+                "throughput_x_floor": ratio(sample.requests_per_second, floor.sample.requests_per_second),
+                "p50_x_floor": ratio(sample.percentile_ms(50), floor.sample.percentile_ms(50)),
+                "p99_x_floor": ratio(sample.percentile_ms(99), floor.sample.percentile_ms(99)),
+                "server_cpu_ms_per_request": result.server_cpu_ms_per_request,
+                "client_cpu_share": sample.client_cpu_share,
+                "first_error": sample.first_error,
+                "single_client_requests": result.single_client.ok,
+                "single_client_p50_ms": result.single_client.percentile_ms(50),
+                "single_client_p99_ms": result.single_client.percentile_ms(99),
+                "single_client_p50_x_floor": ratio(result.single_client.percentile_ms(50), floor.single_client.percentile_ms(50)),
+            }
+        )
+    return rows
+
+
+def drain_rows(drains: list[DrainResult]) -> list[dict[str, Any]]:
+    base = next((d for d in drains if d.workers == 1), drains[0] if drains else None)
+    rows = []
+    for drain in drains:
+        rows.append(
+            {
+                "workers": drain.workers,
+                "tasks": drain.tasks,
+                "completed": drain.completed,
+                "failed": drain.failed,
+                "wall_seconds": drain.wall_seconds,
+                "tasks_per_second": drain.tasks_per_second,
+                "tasks_per_second_x_1_worker": ratio(drain.tasks_per_second, base.tasks_per_second) if base else float("nan"),
+                "startup_seconds": drain.startup_seconds,
+                "steady_seconds": drain.steady_seconds,
+                "steady_tasks_per_second": drain.steady_tasks_per_second,
+                "steady_x_1_worker": ratio(drain.steady_tasks_per_second, base.steady_tasks_per_second) if base else float("nan"),
+                "all_completed": drain.all_completed,
+            }
+        )
+    return rows
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    document = {
+        "machine": {**report.machine, "load average at end (1/5/15 min)": report.load_average_at_end},
+        "config": asdict(report.config),
+        "submit": [row for phase in report.submit for row in submit_rows(phase)],
+        "submit_store": [
+            {"phase": p.phase, "accepted": p.accepted, "stored": p.stored, "completed": p.completed, "queued": p.queued, "problem": p.problem}
+            for p in report.submit
+        ],
+        "drain": drain_rows(report.drain),
+        "failures": problems(report),
+        "duration_seconds": report.duration_seconds,
+        "ok": report.ok,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(document), indent=2) + "\n")
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "–" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _times(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}×"
+
+
+def submit_table(report: BenchReport) -> Table:
+    config = report.config
+    table = Table(
+        title=f"(a) POST /tasks vs the floor · {config.concurrency} concurrent clients · up to {config.requests} requests "
+        f"per row in {config.rounds} alternating round(s) · loopback · then one client alone",
+        title_justify="left",
+    )
+    table.add_column("phase")
+    table.add_column("route", no_wrap=True)
+    for name in ("req/s", "p50 ms", "p99 ms", "req/s × floor", "p50 × floor", "p99 × floor", "server CPU ms/req", "client CPU", "errors", "1 client p50 ms", "1 client p99 ms"):
+        table.add_column(name, justify="right")
+    for phase in report.submit:
+        for row in submit_rows(phase):
+            is_floor = row["route"].endswith("/floor")
+            table.add_row(
+                str(row["phase"]),
+                row["route"],
+                _num(row["requests_per_second"], 0),
+                _num(row["p50_ms"], 1),
+                _num(row["p99_ms"], 1),
+                "base" if is_floor else _times(row["throughput_x_floor"]),
+                "base" if is_floor else _times(row["p50_x_floor"]),
+                "base" if is_floor else _times(row["p99_x_floor"]),
+                _num(row["server_cpu_ms_per_request"], 2),
+                "–" if math.isnan(row["client_cpu_share"]) else f"{row['client_cpu_share']:.0%}",
+                str(row["errors"]),
+                _num(row["single_client_p50_ms"], 2),
+                _num(row["single_client_p99_ms"], 2),
+                end_section=row["route"] == "POST /tasks",
+            )
+    return table
+
+
+def drain_table(report: BenchReport) -> Table:
+    tasks = report.drain[0].tasks if report.drain else 0
+    table = Table(
+        title=f"(b) drain · {tasks} no-op tasks queued · N × `phase2_queue.worker --burst` · until all completed in the DB",
+        title_justify="left",
+    )
+    table.add_column("workers", justify="right")
+    for name in ("completed", "wall s", "tasks/s", "× 1 worker", "start-up s", "steady s", "steady tasks/s", "steady × 1 worker"):
+        table.add_column(name, justify="right")
+    for row in drain_rows(report.drain):
+        table.add_row(
+            str(row["workers"]),
+            f"{row['completed']}/{row['tasks']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
+            _num(row["wall_seconds"], 2),
+            _num(row["tasks_per_second"], 1),
+            _times(row["tasks_per_second_x_1_worker"]),
+            _num(row["startup_seconds"], 2),
+            _num(row["steady_seconds"], 2),
+            _num(row["steady_tasks_per_second"], 1),
+            _times(row["steady_x_1_worker"]),
+        )
+    return table
+
+
+def machine_table(report: BenchReport) -> Table:
+    table = Table(title="machine", title_justify="left", show_header=False)
+    table.add_column("fact", style="bold")
+    table.add_column("value")
+    for label, value in report.machine.items():
+        table.add_row(label, value)
+    table.add_row("load average at end (1/5/15 min)", report.load_average_at_end)
+    table.add_row("benchmark run time", f"{report.duration_seconds:.0f} s")
+    return table
+
+
+def notes(report: BenchReport) -> list[str]:
+    """How to read the tables, and the one threshold the issue states."""
+    lines = [
+        "POST /bench/floor: the framework's floor, in the same uvicorn process: an async no-op route; the same "
+        "request body is sent but never read. Routing, the body-size middleware, HTTP; nothing less answers on this stack.",
+        "POST /bench/validate: a sync route (thread pool, like POST /tasks) that parses and validates the body as "
+        "TaskCreate and returns it: everything POST /tasks does except the database and the queue.",
+        "POST /tasks: phase 1 stores the task and runs it in the API process after the 202; "
+        "phase 2 stores it and enqueues an RQ job, no worker running (the queue grows).",
+        "× floor: req/s below 1 is the share of the floor's rate a route keeps; latency above 1 is how many times longer it takes.",
+        "Under the concurrent load latency is mostly queueing (latency ≈ concurrency ÷ req/s); "
+        "'1 client' columns send one request at a time: the service time.",
+        "server CPU ms/req: CPU time of the API process per answered request (phase 1 includes running the task after the 202).",
+        "client CPU: the load generator's CPU over wall time. It shares the cores with the server: "
+        "near 100 % the client, not the server, limits the floor and the ratios understate the gap.",
+    ]
+    for phase in report.submit:
+        if phase.phase == 2 and phase.problem is None:
+            tasks = phase.result("tasks")
+            p99, solo_p99 = tasks.sample.percentile_ms(99), tasks.single_client.percentile_ms(99)
+            lines.append(
+                f"phase 2 POST /tasks, no worker running: p99 {_num(solo_p99, 2)} ms for one client "
+                f"({'within' if solo_p99 < PHASE2_POST_P99_TARGET_MS else 'OVER'} the {PHASE2_POST_P99_TARGET_MS:.0f} ms target), "
+                f"p99 {_num(p99, 1)} ms with {report.config.concurrency} concurrent clients "
+                f"({'within' if p99 < PHASE2_POST_P99_TARGET_MS else 'over'} it); {phase.queued} jobs left queued, {phase.stored} rows stored."
+            )
+        if phase.phase == 1 and phase.completed is not None:
+            lines.append(f"phase 1: {phase.completed} of {phase.stored} accepted tasks ran to completed in the API process.")
+    if report.drain:
+        lines.append("drain wall = workers launched → last task completed (start-up included); steady = first task started → last completed.")
+    return lines
+
+
+def problems(report: BenchReport) -> list[str]:
+    return [f"phase {phase.phase} POST /tasks: {phase.problem}" for phase in report.submit if phase.problem] + report.failures
+
+
+def print_report(report: BenchReport, console: Console) -> None:
+    if report.submit:
+        console.print(submit_table(report))
+    if report.drain:
+        console.print(drain_table(report))
+    for line in notes(report):
+        console.print(f"• {line}", highlight=False)
+    console.print(machine_table(report))
+    for problem in problems(report):
+        console.print(f"[red]FAILED[/red] {problem}", highlight=False)

@@ -1,0 +1,77 @@
+"""``python -m bench --quick`` runs end to end: every measurement is printed and the drain finishes.
+
+Speed is measured by the benchmark, never asserted here: a loaded CI machine must not fail a
+test for being slow. What is checked is that the machinery works: real servers start, the load
+gets answers, the floor routes exist, the JSON carries each figure, and every drained task ends
+``completed``. Four concurrent clients keep the servers' CPU use small beside other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMOKE_TIMEOUT_SECONDS = 90
+DRAIN_TASKS = 12
+DRAIN_WORKERS = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """One quick run of the whole benchmark in its own process, as ``make bench`` would run it."""
+    json_path = tmp_path_factory.mktemp("bench") / "figures.json"
+    command = [
+        sys.executable, "-m", "bench", "--quick",
+        "--phases", "1,2",
+        "--requests", "40", "--warmup", "5", "--concurrency", "4",
+        "--drain-tasks", str(DRAIN_TASKS), "--drain-workers", ",".join(map(str, DRAIN_WORKERS)),
+        "--json", str(json_path),
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_SECONDS)
+    assert json_path.exists(), f"no JSON written; stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    return completed, json.loads(json_path.read_text())
+
+
+def test_the_run_succeeds(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    completed, figures = bench_run
+    assert completed.returncode == 0, f"{completed.stdout}\n{completed.stderr}"
+    assert figures["ok"] is True
+    assert figures["failures"] == []
+
+
+def test_the_table_lists_each_route_against_the_floor(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    completed, figures = bench_run
+    for route in ("POST /bench/floor", "POST /bench/validate", "POST /tasks"):
+        assert route in completed.stdout
+    rows = {(row["phase"], row["route"]): row for row in figures["submit"]}
+    assert set(rows) == {(phase, route) for phase in (1, 2) for route in ("POST /bench/floor", "POST /bench/validate", "POST /tasks")}
+    for row in rows.values():
+        assert row["requests"] > 0 and row["errors"] == 0
+        assert row["requests_per_second"] > 0 and row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"]
+        assert row["single_client_requests"] > 0
+    assert rows[(1, "POST /tasks")]["throughput_x_floor"] > 0
+    assert rows[(2, "POST /tasks")]["throughput_x_floor"] > 0
+
+
+def test_every_accepted_task_was_stored_then_run_or_queued(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    """Phase 1 ran each task in the API process; phase 2, with no worker, left each one queued."""
+    _, figures = bench_run
+    phase1, phase2 = sorted(figures["submit_store"], key=lambda store: store["phase"])
+    assert phase1["accepted"] > 0 and phase1["stored"] == phase1["accepted"] == phase1["completed"]
+    assert phase2["accepted"] > 0 and phase2["stored"] == phase2["accepted"] == phase2["queued"]
+
+
+def test_the_drain_completes_every_task_with_1_and_2_workers(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    completed, figures = bench_run
+    assert "(b) drain" in completed.stdout
+    assert [row["workers"] for row in figures["drain"]] == list(DRAIN_WORKERS)
+    for row in figures["drain"]:
+        assert row["completed"] == row["tasks"] == DRAIN_TASKS and row["failed"] == 0
+        assert row["all_completed"] is True
+        assert row["tasks_per_second"] > 0
