@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = PhaseStack(chosen, workers=args.workers, database_url=database_url, log_dir=workdir, extra_env={"TASK_TIME_SCALE": str(args.time_scale)})
     started = time.monotonic()
     with stack, httpx.Client(base_url=stack.api.base_url if stack.api else "", timeout=10) as client:
-        console.print(f"API {client.base_url} · Redis {stack.redis_url} · workers {[w.pid for w in stack.worker_processes]}")
+        redis_origin = f"private, {stack.private_redis.binary}" if stack.private_redis else "REDIS_URL"
+        console.print(f"API {client.base_url} · Redis {stack.redis_url} ({redis_origin}) · workers {[w.pid for w in stack.worker_processes]}")
         columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
         with Progress(*columns, console=console) as progress:
             submitted = submit_batch(client, args.per_type, progress)
