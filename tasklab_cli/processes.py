@@ -44,6 +44,7 @@ class Phase:
 PHASES: dict[int, Phase] = {
     1: Phase(1, "phase1_basic", has_worker=False),
     2: Phase(2, "phase2_queue", has_worker=True),
+    3: Phase(3, "phase3_retry", has_worker=True),
 }
 
 
@@ -97,7 +98,11 @@ class ManagedProcess:
             pass
 
     def kill(self) -> None:
-        """SIGKILL the process and its children at once: a crash, not a shutdown."""
+        """SIGKILL the process group at once: a crash, not a shutdown.
+
+        An RQ work horse puts itself in a process group of its own and survives this; the phase 3
+        tests' ``crash()`` kills it too.
+        """
         self.signal_group(signal.SIGKILL)
         self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
 

@@ -1,0 +1,1 @@
+"""Phase 3: retries with backoff, timeouts, dead letters, crash recovery and a reconciler."""

@@ -1,0 +1,215 @@
+"""Phase 3's promise, proven with real faults: an accepted task always ends, whatever happens.
+
+Workers are SIGKILLed (the whole process tree, or only the work horse), Redis is killed and
+comes back empty, two reconcilers race. Every wait is a bounded poll on the task store.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from shared import store
+from shared.models import TaskCreate
+from shared.redis_server import PrivateRedis
+from tasklab_cli.processes import ManagedProcess, start_api
+from tests.phase3.conftest import PHASE3, WorkerFactory, crash, kill_horse, work_horses
+from tests.support import submit, wait_for, wait_for_status
+
+QUEUE_KEY = "rq:queue:phase3:tasks"
+#: About 1.5 s of real CPU work: long enough to be caught in the middle.
+SLOW = ("compute", {"n": 50_000_000}, 1_249_999_975_000_000)
+
+
+def counts(client: httpx.Client) -> dict[str, int]:
+    return {s: client.get("/tasks", params={"status": s, "limit": 1}).json()["total"] for s in ("pending", "running", "retrying", "completed", "failed", "cancelled")}
+
+
+def all_completed(client: httpx.Client, total: int) -> bool:
+    return counts(client)["completed"] == total
+
+
+# ---------------------------------------------------------------------------------------------
+# Crashes
+
+
+@pytest.mark.slow
+def test_a_killed_work_horse_is_repaired_at_once_and_its_task_retried(client: httpx.Client, workers: WorkerFactory) -> None:
+    """Only the horse dies (the OOM killer's way): the worker marks the task `retrying` itself and
+    RQ's retry runs attempt 2."""
+    worker = workers()
+    task_type, payload, expected = SLOW
+    task = submit(client, task_type, payload)
+    wait_for_status(client, task["id"], ["running"])
+    wait_for(lambda: work_horses(worker), message="the work horse")
+
+    horse = kill_horse(worker)
+
+    retrying = wait_for_status(client, task["id"], ["retrying"], timeout=5)
+    assert retrying["error"] == f"WorkerCrash: work horse {horse} died (signal 9) during attempt 1"
+    done = wait_for_status(client, task["id"], timeout=30)
+    assert (done["status"], done["attempts"], done["result"]) == ("completed", 2, expected)
+    assert worker.alive()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_leaves_nothing_running_and_the_task_completes(client: httpx.Client, workers: WorkerFactory) -> None:
+    """The whole worker dies. Its lease lapses; the new worker's reconciler takes the task back."""
+    first = workers("--name", "doomed")
+    task_type, payload, expected = SLOW
+    task = submit(client, task_type, payload)
+    wait_for_status(client, task["id"], ["running"])
+
+    crash(first)
+    workers("--name", "rescuer")
+
+    done = wait_for_status(client, task["id"], timeout=30)
+    assert (done["status"], done["attempts"], done["result"], done["worker"]) == ("completed", 2, expected, "rescuer")
+    assert counts(client)["running"] == 0
+
+
+@pytest.mark.slow
+def test_200_tasks_all_complete_while_workers_are_sigkilled_at_least_10_times(
+    client: httpx.Client, workers: WorkerFactory, record_property: pytest.RecordProperty
+) -> None:
+    """Two workers; whenever one is in the middle of a task it is SIGKILLed (horse, scheduler and
+    all) and a new one started in its place. 200 of 200 complete; none is lost or stuck."""
+    total, wanted_kills = 200, 10
+    # Each task sleeps 0.1 s; a generous budget, so that no task dies three times into `failed`.
+    crash_env = {"TASK_TIME_SCALE": "0.1", "RETRY_MAX_ATTEMPTS": "10"}
+    ids = [submit(client, "fibonacci", {"n": 10})["id"] for _ in range(total)]
+    alive: dict[str, ManagedProcess] = {}
+    started = 0
+
+    def start_one() -> None:
+        nonlocal started
+        started += 1
+        name = f"w{started}"
+        alive[name] = workers("--name", name, extra_env=crash_env)
+
+    start_one()
+    start_one()
+    kills = 0
+    began = time.monotonic()
+    while kills < wanted_kills:
+        # A victim: a worker that is running a task right now.
+        def busy_worker() -> str | None:
+            running = client.get("/tasks", params={"status": "running", "limit": 100}).json()["items"]
+            return next((t["worker"] for t in running if t["worker"] in alive), None)
+
+        victim = wait_for(busy_worker, timeout=20, interval=0.02, message="a worker in the middle of a task")
+        crash(alive.pop(victim))
+        kills += 1
+        start_one()
+        assert not all_completed(client, total), f"the run ended after only {kills} kills"
+
+    wait_for(lambda: all_completed(client, total), timeout=90, interval=0.2, message=f"all {total} tasks completed")
+    elapsed = time.monotonic() - began
+
+    tasks = [client.get(f"/tasks/{task_id}").json() for task_id in ids]
+    assert Counter(t["status"] for t in tasks) == {"completed": total}
+    assert all(t["result"] == 55 for t in tasks)
+    rerun = sum(1 for t in tasks if t["attempts"] > 1)
+    assert rerun >= 1  # kills did land in the middle of tasks
+    summary = f"tasks={total} kills={kills} restarts={started - 2} rerun={rerun} lost=0 in {elapsed:.1f}s"
+    record_property("fault_run", summary)
+    print(summary, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis lost
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    """A Redis this test may kill and wipe without disturbing the others."""
+    server = PrivateRedis().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.mark.slow
+def test_100_tasks_submitted_while_redis_is_down_all_complete_once_it_is_back_empty(
+    env: dict[str, str], own_redis: PrivateRedis, empty_store: Engine, workers: WorkerFactory, record_property: pytest.RecordProperty
+) -> None:
+    """Redis dies; the API keeps accepting (202) into the database; Redis comes back with
+    nothing in it (a crash without persistence); the reconciler enqueues all 100."""
+    total = 100
+    on_own_redis = {"REDIS_URL": own_redis.url}
+    api = start_api(PHASE3, {**env, **on_own_redis})
+    with httpx.Client(base_url=api.base_url, timeout=10) as client:
+        workers("--name", "r1", extra_env=on_own_redis)
+        workers("--name", "r2", extra_env=on_own_redis)
+        assert wait_for_status(client, submit(client, "noop")["id"])["status"] == "completed"  # all up
+
+        own_redis.kill()
+        began = time.monotonic()
+        accepted = [submit(client, "fibonacci", {"n": 10}) for _ in range(total)]
+        submit_seconds = time.monotonic() - began
+        assert {t["status"] for t in accepted} == {"pending"}
+        assert counts(client)["pending"] == total  # durable in the database, not in Redis
+
+        own_redis.start(wipe=True)
+
+        wait_for(lambda: all_completed(client, total + 1), timeout=60, interval=0.2, message=f"all {total} tasks completed")
+        recovery = time.monotonic() - began
+        assert all(client.get(f"/tasks/{t['id']}").json()["result"] == 55 for t in accepted)
+    api.stop()
+    summary = f"tasks={total} redis_restarts=1 (wiped) lost=0; 100 POSTs took {submit_seconds:.1f}s while down, all done {recovery:.1f}s after"
+    record_property("fault_run", summary)
+    print(summary, file=sys.stderr)
+
+
+def test_tasks_whose_jobs_vanished_from_redis_are_enqueued_again(
+    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis
+) -> None:
+    ids = [submit(client, "noop")["id"] for _ in range(5)]
+    redis_client.flushdb()  # what a restart without persistence leaves
+
+    workers()
+
+    for task_id in ids:
+        assert wait_for_status(client, task_id, timeout=15)["status"] == "completed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Several reconcilers
+
+
+@pytest.mark.slow
+def test_two_reconcilers_at_once_enqueue_each_orphan_exactly_once(
+    env: dict[str, str], empty_store: Engine, redis_client: redis.Redis
+) -> None:
+    """50 tasks stored with no job (their enqueue failed); two reconcilers start together."""
+    redis_client.flushdb()
+    with Session(empty_store) as session:
+        orphans = {str(store.insert_task(session, TaskCreate(task_type="noop", payload={})).id) for _ in range(50)}
+    reconcilers = [
+        ManagedProcess(name, [sys.executable, "-m", "phase3_retry.reconciler", "--name", name, "--log-level", "DEBUG"], env)
+        for name in ("reconciler-a", "reconciler-b")
+    ]
+    try:
+        wait_for(lambda: redis_client.llen(QUEUE_KEY) >= len(orphans), timeout=20, message="the orphans enqueued")
+        # Let both go on for several more passes: none of them may enqueue anything again.
+        passes_now = [r.log_tail(10**6).count("pass ") for r in reconcilers]
+        wait_for(
+            lambda: all(r.log_tail(10**6).count("pass ") >= seen + 5 for r, seen in zip(reconcilers, passes_now, strict=True)),
+            timeout=20,
+            message="five more passes of each reconciler",
+        )
+        queued = [job_id.decode() for job_id in redis_client.lrange(QUEUE_KEY, 0, -1)]
+        enqueued_lines = sum(r.log_tail(10**6).count("enqueued task") for r in reconcilers)
+    finally:
+        for reconciler in reconcilers:
+            reconciler.stop()
+
+    assert sorted(queued) == sorted(orphans)  # each one, once
+    assert enqueued_lines == len(orphans)
