@@ -13,13 +13,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
-from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from phase2_queue.jobs import enqueue_task, make_queue
 from shared import store, transitions
@@ -27,7 +23,7 @@ from shared.db import create_db_engine, init_db
 from shared.models import TaskCreate, TaskRead
 from shared.redis_server import connect_redis
 from shared.settings import load_settings
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app
+from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, readiness_router
 
 
 @asynccontextmanager
@@ -73,36 +69,6 @@ def create_task(body: TaskCreate, session: SessionDep, request: Request, respons
     return TaskRead.model_validate(task)
 
 
-health_router = APIRouter(tags=["health"])
-
-
-@health_router.get(
-    "/ready",
-    responses={503: {"description": "The database or Redis does not answer; the body names which."}},
-)
-def read_readiness(request: Request) -> Any:
-    """Readiness: 200 when both the database and Redis answer, else 503 naming what is down."""
-    checks: dict[str, str] = {}
-    try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except SQLAlchemyError as exc:
-        checks["database"] = f"down: {type(exc).__name__}"
-    try:
-        request.app.state.redis.ping()
-        checks["redis"] = "ok"
-    except RedisError as exc:
-        checks["redis"] = f"down: {type(exc).__name__}"
-    down = [name for name, state in checks.items() if state != "ok"]
-    if down:
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": f"not ready: {', '.join(down)} unreachable", "checks": checks},
-        )
-    return {"status": "ready", "checks": checks}
-
-
 def create_app() -> FastAPI:
     app = create_base_app(
         title="tasklab · phase 2 (RQ queue)",
@@ -110,7 +76,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    app.include_router(health_router)
+    app.include_router(readiness_router)
     return app
 
 

@@ -25,14 +25,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response, status
-from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from phase3_retry.jobs import enqueue_task, make_queue
@@ -41,7 +39,7 @@ from shared import store, transitions
 from shared.db import create_db_engine, init_db
 from shared.models import Task, TaskCreate, TaskRead
 from shared.redis_server import connect_redis
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app
+from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, readiness_router
 
 log = logging.getLogger(__name__)
 
@@ -202,36 +200,6 @@ def withdraw_job(request: Request, task_id: uuid.UUID) -> None:
         log.warning("task %s cancelled, but its job could not be withdrawn (%s)", task_id, type(exc).__name__)
 
 
-health_router = APIRouter(tags=["health"])
-
-
-@health_router.get(
-    "/ready",
-    responses={503: {"description": "The database or Redis does not answer; the body names which."}},
-)
-def read_readiness(request: Request) -> Any:
-    """Readiness: 200 when both the database and Redis answer, else 503 naming what is down."""
-    checks: dict[str, str] = {}
-    try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except SQLAlchemyError as exc:
-        checks["database"] = f"down: {type(exc).__name__}"
-    try:
-        request.app.state.redis.ping()
-        checks["redis"] = "ok"
-    except RedisError as exc:
-        checks["redis"] = f"down: {type(exc).__name__}"
-    down = [name for name, state in checks.items() if state != "ok"]
-    if down:
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": f"not ready: {', '.join(down)} unreachable", "checks": checks},
-        )
-    return {"status": "ready", "checks": checks}
-
-
 def create_app() -> FastAPI:
     app = create_base_app(
         title="tasklab · phase 3 (retries and recovery)",
@@ -240,7 +208,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    app.include_router(health_router)
+    app.include_router(readiness_router)
     return app
 
 

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,6 +86,37 @@ health_router = APIRouter(tags=["health"])
 def read_health() -> dict[str, str]:
     """Liveness: the process answers HTTP. Says nothing about the database or Redis."""
     return {"status": "ok"}
+
+
+#: Readiness, for the phases with a queue (2 on): their lifespan puts ``redis`` on ``app.state``.
+readiness_router = APIRouter(tags=["health"])
+
+
+@readiness_router.get(
+    "/ready",
+    responses={503: {"description": "The database or Redis does not answer; the body names which."}},
+)
+def read_readiness(request: Request) -> Any:
+    """Readiness: 200 when both the database and Redis answer, else 503 naming what is down."""
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError as exc:
+        checks["database"] = f"down: {type(exc).__name__}"
+    try:
+        request.app.state.redis.ping()
+        checks["redis"] = "ok"
+    except RedisError as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": f"not ready: {', '.join(down)} unreachable", "checks": checks},
+        )
+    return {"status": "ready", "checks": checks}
 
 
 # ----------------------------------------------------------------------------------------------
