@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 .PHONY: help install demo test run bench docs clean
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
