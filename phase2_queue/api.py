@@ -11,37 +11,19 @@ gets 503, so nothing is left ``pending`` with no job behind it. Phase 3 fixes it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from redis.exceptions import RedisError
 
 from phase2_queue.jobs import enqueue_task, make_queue
 from shared import store, transitions
-from shared.db import create_db_engine, init_db
 from shared.models import TaskCreate, TaskRead
-from shared.redis_server import connect_redis
 from shared.settings import load_settings
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, readiness_router
+from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database and Redis when the server starts; close them when it stops."""
-    settings = load_settings()
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set: phase 2 needs Redis (make run PHASE=2 starts one)")
-    engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
-    init_db(engine)
-    redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.redis = redis
-    app.state.queue = make_queue(redis)
-    yield
-    redis.close()
-    engine.dispose()
+#: Settings, database, Redis and queue are opened when the server starts, never at import.
+lifespan = queue_lifespan(load_settings, make_queue)
 
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])

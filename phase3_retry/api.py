@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response, status
@@ -36,32 +34,16 @@ from sqlmodel import Session
 from phase3_retry.jobs import enqueue_task, make_queue
 from phase3_retry.settings import load_settings
 from shared import store, transitions
-from shared.db import create_db_engine, init_db
 from shared.models import Task, TaskCreate, TaskRead
-from shared.redis_server import connect_redis
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, readiness_router
+from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255  # the width of the task.idempotency_key column
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database and Redis when the server starts; close them when it stops."""
-    settings = load_settings()
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set: phase 3 needs Redis (make run PHASE=3 starts one)")
-    engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
-    init_db(engine)
-    redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.redis = redis
-    app.state.queue = make_queue(redis)
-    yield
-    redis.close()
-    engine.dispose()
+#: Settings, database, Redis and queue are opened when the server starts, never at import.
+lifespan = queue_lifespan(load_settings, make_queue)
 
 
 def try_enqueue(request: Request, task: Task) -> None:

@@ -9,13 +9,15 @@ skeleton that wires them together.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
+from redis import Redis
 from redis.exceptions import RedisError
+from rq import Queue
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -23,7 +25,10 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import store
+from shared.db import create_db_engine, init_db
 from shared.models import TaskPage, TaskRead, TaskStatus
+from shared.redis_server import connect_redis
+from shared.settings import Settings
 from shared.tasks import TaskType
 
 # ----------------------------------------------------------------------------------------------
@@ -192,6 +197,35 @@ async def _empty_receive() -> Message:  # pragma: no cover - a response never re
 
 # ----------------------------------------------------------------------------------------------
 # The app skeleton
+
+
+def queue_lifespan(
+    load_settings: Callable[[], Settings],
+    make_queue: Callable[[Redis], Queue],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of a phase with a queue: open the database and Redis at start, close them at stop.
+
+    Phases differ only in their settings (phase 3 adds retry policy) and their queue, so they
+    pass those in; everything is built when the server starts, nothing at import.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = load_settings()
+        if not settings.redis_url:
+            raise RuntimeError(f"REDIS_URL is not set: {app.title} needs Redis (make run starts one)")
+        engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+        init_db(engine)
+        redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.redis = redis
+        app.state.queue = make_queue(redis)
+        yield
+        redis.close()
+        engine.dispose()
+
+    return lifespan
 
 
 async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:
