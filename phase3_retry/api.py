@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from phase3_retry.jobs import enqueue_task, make_queue
-from phase3_retry.settings import load_settings
+from shared.recovery.settings import load_settings
 from shared import store, transitions
 from shared.models import Task, TaskCreate, TaskRead
 from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router

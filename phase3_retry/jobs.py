@@ -1,56 +1,34 @@
-"""The job the phase 3 worker runs: one attempt of a task, and what happens when it fails.
+"""The job the phase 3 worker runs: one attempt of a task, with retries, timeouts and a lease.
 
 As in phase 2, a job carries only the task id, as JSON, and the database stays the single
-source of truth. What is new is the answer to "this attempt failed, now what?"::
-
-    attempt fails ─▶ permanent error, or attempts used up? ─▶ yes: failed (a dead letter)
-                                                         └─▶ no:  retrying, and RQ runs the job
-                                                                  again after a backoff wait
-
-RQ's own retry machinery does the waiting: the job is enqueued with ``Retry(max, intervals)``,
-and raising from the job makes RQ's scheduler put it back on the queue when its interval is
-up. The decision, and every status write, stays here, as compare-and-set transitions; no RQ
-callback writes state (``on_failure`` also fires for abandoned jobs that RQ will retry).
-
-Execution is *at least once*: an attempt can run to its end and still be run again (its
-worker died before recording the result, a lease lapsed during a Redis outage). Handlers must
-be idempotent; docs/03-retry.md explains why no queue can promise exactly once.
+source of truth. What is new is everything around the attempt: RQ's ``Retry`` with backoff
+waits, a time limit per task type, a lease that reveals a dead attempt in seconds, and the
+decision "retry or dead letter" when an attempt fails. That machinery is
+:func:`shared.recovery.attempts.run_attempt`: phases 4 to 6 run it unchanged, so it lives in
+``shared/recovery/`` and this module only names the queue and the job.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from functools import cache
 
 from redis import Redis
-from rq import Queue, Retry, get_current_job
+from rq import Queue, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.timeouts import JobTimeoutException
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from phase3_retry.backoff import backoff_intervals
-from phase3_retry.leases import TaskLease
-from phase3_retry.settings import Phase3Settings, RetryPolicy, load_settings
-from shared import transitions
 from shared.db import engine_for_this_process
-from shared.execution import claim_task, describe_error, record
-from shared.models import Task, TaskStatus
-from shared.tasks import PermanentTaskError, TaskContext, run_task
+from shared.models import Task
+from shared.recovery.attempts import enqueue_attempt, run_attempt
+from shared.recovery.settings import RecoverySettings, load_settings
 
 #: Each phase has its own queue names, so several phases can share one Redis safely.
 QUEUE_NAME = "phase3:tasks"
 
-#: The database row keeps the result; the copy RQ would keep in Redis is never read.
-RESULT_TTL_SECONDS = 0
-#: A job that crashed stays inspectable in RQ's FailedJobRegistry for a day.
-FAILURE_TTL_SECONDS = 24 * 3600
-
 
 @cache
-def worker_settings() -> Phase3Settings:
+def worker_settings() -> RecoverySettings:
     """This worker's settings, read once per process.
 
     The worker reads them before it forks, so every work horse inherits them instead of
@@ -64,101 +42,9 @@ def make_queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
 
 
-def retry_for(policy: RetryPolicy, attempts_made: int = 0) -> Retry | None:
-    """RQ's ``Retry`` for the attempts a task has left, or ``None`` when the next one is its last.
-
-    ``attempts_made`` lets the reconciler re-enqueue a task half-way through its budget: it gets
-    the retries and the waits that were still ahead of it, not a fresh set.
-    """
-    retries_left = policy.max_attempts - attempts_made - 1
-    if retries_left < 1:
-        return None
-    waits = backoff_intervals(
-        policy.max_attempts - 1,
-        base=policy.backoff_base_seconds,
-        factor=policy.backoff_factor,
-        cap=policy.backoff_cap_seconds,
-        jitter=policy.backoff_jitter,
-    )
-    return Retry(max=retries_left, interval=waits[attempts_made:])
-
-
-def enqueue_task(queue: Queue, task: Task, settings: Phase3Settings) -> Job:
-    """Put a task on the queue with its type's time limit and retry budget.
-
-    The job id *is* the task id: enqueueing a task that already has a job replaces that job
-    instead of adding a second one, and a duplicate that does slip through finds the task
-    already claimed (see :func:`run_attempt`).
-    """
-    policy = settings.policy_for(task.task_type)
-    return queue.enqueue_call(
-        process_task,
-        args=(str(task.id),),
-        job_id=str(task.id),
-        timeout=policy.timeout_seconds,
-        retry=retry_for(policy, task.attempts),
-        result_ttl=RESULT_TTL_SECONDS,
-        failure_ttl=FAILURE_TTL_SECONDS,
-        description=f"task {task.id}",
-    )
-
-
-def should_retry(exc: BaseException, attempt: int, policy: RetryPolicy) -> bool:
-    """Whether a failed attempt deserves another: not for a permanent error, not past the budget.
-
-    A ``PermanentTaskError`` (an invalid payload raises one too) fails the same way every time,
-    so retrying it only delays the dead letter. Everything else, timeouts included, may pass.
-    """
-    if isinstance(exc, PermanentTaskError):
-        return False
-    return attempt < policy.max_attempts
-
-
-def describe_failure(exc: BaseException, job: Job, attempt: int) -> str:
-    """The text stored in ``task.error``; a timeout says after how long it was stopped."""
-    if isinstance(exc, JobTimeoutException):
-        return f"TimeoutError: attempt {attempt} timed out after {job.timeout} s and was stopped"
-    return describe_error(exc)
-
-
-def record_failed_attempt(engine: Engine, task: Task, policy: RetryPolicy, exc: BaseException, error: str) -> TaskStatus | None:
-    """Write what a failed attempt leads to: ``retrying`` or ``failed``; ``None`` if it was cancelled meanwhile.
-
-    A fresh session: the handler's may be half-way through a statement the timeout interrupted.
-    """
-    with Session(engine, expire_on_commit=False) as session:
-        if should_retry(exc, task.attempts, policy):
-            return TaskStatus.RETRYING if transitions.mark_retrying(session, task.id, error) else None
-        return TaskStatus.FAILED if transitions.mark_failed(session, task.id, error) else None
-
-
-def run_attempt(engine: Engine, job: Job, task_id: uuid.UUID, settings: Phase3Settings) -> TaskStatus | None:
-    """Claim the task, run its handler under a lease, record the outcome.
-
-    Returns the status the attempt led to, or ``None`` when the task could not be claimed: it
-    was cancelled, has finished, or another copy of the job got there first. Raises the
-    handler's exception when the task will be retried: that is what tells RQ to retry the job.
-    """
-    task = claim_task(engine, task_id, worker=job.worker_name)
-    if task is None:
-        return None
-    policy = settings.policy_for(task.task_type)
-    context = TaskContext(
-        attempt=task.attempts,
-        time_scale=settings.task_time_scale,
-        report_progress=lambda percent: record(engine, transitions.record_progress, task_id, percent),
-    )
-    lease = TaskLease(job.connection, task_id, holder=f"{job.worker_name}/{os.getpid()}", ttl_seconds=settings.task_lease_seconds)
-    try:
-        with lease:
-            result = run_task(task.task_type, task.payload, context)
-    except Exception as exc:  # the handler's failure (or RQ's timeout) is this attempt's failure
-        outcome = record_failed_attempt(engine, task, policy, exc, describe_failure(exc, job, task.attempts))
-        if outcome is TaskStatus.RETRYING:
-            raise  # RQ's Retry puts the job back on the queue after its backoff interval
-        return outcome
-
-    return TaskStatus.COMPLETED if record(engine, transitions.mark_completed, task_id, result) else None
+def enqueue_task(queue: Queue, task: Task, settings: RecoverySettings) -> Job:
+    """Put a task on the queue with its type's time limit and retry budget (the job id is the task id)."""
+    return enqueue_attempt(queue, process_task, task, settings)
 
 
 def process_task(task_id: str) -> str | None:

@@ -3,7 +3,7 @@
 The model family follows the FastAPI template: ``TaskBase`` holds what a client may send,
 ``TaskCreate`` validates a request, ``Task`` is the table with every column any phase uses,
 ``TaskRead`` is what the API returns and ``TaskPage`` is one page of a list. Early phases simply
-leave later columns (``worker``, ``progress``, ``idempotency_key``) at their defaults, so the
+leave later columns (``worker``, ``progress``, ``idempotency_key``, ``request_id``) at their defaults, so the
 schema never forks between phases.
 """
 
@@ -124,6 +124,9 @@ class Task(TaskBase, table=True):
     progress: int = Field(default=0, ge=0, le=100)
     worker: str | None = Field(default=None, max_length=255)
     idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
+    #: The X-Request-ID of the request that created the task (phase 4 on): every log line about
+    #: the task, in the API and in whichever worker runs it, carries it.
+    request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utc_now, sa_column=Column(UTCDateTime, nullable=False, index=True))
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
@@ -139,6 +142,7 @@ class TaskRead(TaskBase):
     attempts: int
     progress: int
     worker: str | None = None
+    request_id: str | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from phase3_retry.backoff import backoff_intervals
-from phase3_retry.jobs import retry_for, should_retry
-from phase3_retry.settings import Phase3Settings
+from shared.recovery.backoff import backoff_intervals
+from shared.recovery.attempts import retry_for, should_retry
+from shared.recovery.settings import RecoverySettings
 from shared.tasks import PermanentTaskError, TransientTaskError
 
 
@@ -57,7 +57,7 @@ def test_nonsense_arguments_are_refused(bad: dict[str, float]) -> None:
 
 
 def test_a_task_type_override_replaces_only_what_it_names() -> None:
-    settings = Phase3Settings(
+    settings = RecoverySettings(
         retry_max_attempts=5,
         job_timeout_seconds=600,
         task_policies={"compute": {"timeout_seconds": 30}},  # type: ignore[dict-item]
@@ -72,13 +72,13 @@ def test_a_task_type_override_replaces_only_what_it_names() -> None:
 def test_policies_are_read_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASK_POLICIES", '{"flaky": {"max_attempts": 2, "backoff_base_seconds": 0}}')
 
-    policy = Phase3Settings().policy_for("flaky")
+    policy = RecoverySettings().policy_for("flaky")
 
     assert (policy.max_attempts, policy.backoff_base_seconds) == (2, 0)
 
 
 def test_rq_retry_carries_the_remaining_attempts_and_their_waits() -> None:
-    policy = Phase3Settings(retry_max_attempts=5, retry_backoff_jitter=0).policy_for("noop")
+    policy = RecoverySettings(retry_max_attempts=5, retry_backoff_jitter=0).policy_for("noop")
 
     fresh, half_way, last = retry_for(policy, 0), retry_for(policy, 2), retry_for(policy, 4)
 
@@ -88,7 +88,7 @@ def test_rq_retry_carries_the_remaining_attempts_and_their_waits() -> None:
 
 
 def test_a_transient_error_is_retried_until_the_last_attempt() -> None:
-    policy = Phase3Settings(retry_max_attempts=3).policy_for("flaky")
+    policy = RecoverySettings(retry_max_attempts=3).policy_for("flaky")
 
     assert should_retry(TransientTaskError("boom"), 1, policy)
     assert should_retry(TimeoutError("slow"), 2, policy)
@@ -96,6 +96,6 @@ def test_a_transient_error_is_retried_until_the_last_attempt() -> None:
 
 
 def test_a_permanent_error_is_never_retried() -> None:
-    policy = Phase3Settings(retry_max_attempts=3).policy_for("flaky")
+    policy = RecoverySettings(retry_max_attempts=3).policy_for("flaky")
 
     assert not should_retry(PermanentTaskError("bad payload"), 1, policy)

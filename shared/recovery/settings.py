@@ -1,4 +1,4 @@
-"""Phase 3 settings: the shared ones, plus how hard to try and how fast to notice a crash.
+"""Recovery settings (phase 3 on): the shared ones, plus how hard to try and how fast to notice a crash.
 
 Every knob below is an environment variable of the same name (upper case), read by
 :func:`load_settings` when a process starts, never at import.
@@ -56,7 +56,7 @@ class RetryPolicy:
     backoff_jitter: float
 
 
-class Phase3Settings(Settings):
+class RecoverySettings(Settings):
     """The shared settings plus retries, timeouts and recovery."""
 
     retry_max_attempts: int = Field(default=5, ge=1, le=100, description="Attempts before a task is failed for good.")
@@ -104,6 +104,6 @@ class Phase3Settings(Settings):
         )
 
 
-def load_settings(**overrides: object) -> Phase3Settings:
+def load_settings(**overrides: object) -> RecoverySettings:
     """Read the environment now (not at import) and apply explicit overrides on top."""
-    return Phase3Settings(**overrides)  # type: ignore[arg-type]
+    return RecoverySettings(**overrides)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ A task row that says ``running`` only records that an attempt *started*. If the 
 running it is SIGKILLed, the row says ``running`` for ever. RQ notices eventually, but its
 own heartbeat deadline is at least 60 s away and its cleanup runs every 10 minutes.
 
-So every attempt holds a lease: a Redis key ``phase3:lease:<task id>`` with a short TTL, which
+So every attempt holds a lease: a Redis key ``tasklab:lease:<task id>`` with a short TTL, which
 a thread in the work horse renews three times per TTL while the handler runs. A crash stops
 the renewals, the key expires within one TTL, and the reconciler sees a ``running`` task with
 no lease. Redis expiry does the failure detection; no clock is compared across machines.
@@ -20,7 +20,8 @@ from types import TracebackType
 from redis import Redis
 from redis.exceptions import RedisError
 
-LEASE_KEY_PREFIX = "phase3:lease:"
+#: Task ids are UUIDs, unique across phases, so one prefix serves every phase sharing a Redis.
+LEASE_KEY_PREFIX = "tasklab:lease:"
 
 log = logging.getLogger(__name__)
 
