@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class TaskType(StrEnum):
@@ -71,7 +71,9 @@ class TaskContext:
 
 class _Payload(BaseModel):
     # A typo in a field name is a client bug: say so (422) instead of silently ignoring it.
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are not JSON (Python's parser lets them in): a payload holding one could
+    # not be stored as JSON (PostgreSQL refuses it) nor returned, so it is refused at the door.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TextProcessingPayload(_Payload):
@@ -84,9 +86,23 @@ class SummarizationPayload(_Payload):
     max_sentences: int = Field(default=2, ge=1, le=20)
 
 
+#: The largest integer a float (and a JavaScript client) represents exactly, 2**53 - 1. A batch
+#: sums its numbers as floats: beyond it an integer loses digits, and a few huge numbers add up to
+#: infinity, which is not JSON: the result could not be stored or returned.
+MAX_BATCH_NUMBER = 2**53 - 1
+
+
 class BatchProcessingPayload(_Payload):
     items: list[int | float | str] = Field(min_length=1, max_length=10_000, examples=[[1, 2, 3, 4]])
     batch_size: int = Field(default=10, ge=1, le=1_000)
+
+    @field_validator("items")
+    @classmethod
+    def numbers_add_up(cls, items: list[int | float | str]) -> list[int | float | str]:
+        for index, item in enumerate(items):
+            if isinstance(item, int | float) and abs(item) > MAX_BATCH_NUMBER:
+                raise ValueError(f"items[{index}] is beyond ±{MAX_BATCH_NUMBER} (2**53 - 1): the batch's sum would lose digits or overflow")
+        return items
 
 
 class ImageProcessingPayload(_Payload):

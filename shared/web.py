@@ -8,13 +8,17 @@ skeleton that wires them together.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
@@ -76,12 +80,41 @@ def list_tasks(
     task_status: Annotated[TaskStatus | None, Query(alias="status", description="Only tasks in this status.")] = None,
     task_type: Annotated[TaskType | None, Query(description="Only tasks of this type.")] = None,
     limit: Annotated[int, Query(ge=1, description=f"Page size; values above {store.MAX_PAGE_SIZE} are capped.")] = 20,
-    offset: Annotated[int, Query(ge=0, description="How many matching tasks to skip.")] = 0,
+    offset: Annotated[
+        int,
+        # Bounded: an offset makes the database read and discard that many rows (and a huge
+        # one overflows its integer type: a 500, not an answer). Deeper pages use the cursor.
+        Query(ge=0, le=store.MAX_OFFSET, description=f"How many matching tasks to skip, at most {store.MAX_OFFSET:,}; page deeper with cursor."),
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=store.MAX_CURSOR_LENGTH, description="The next_cursor of the previous page (same filters): continues right after it."),
+    ] = None,
 ) -> TaskPage:
-    """List tasks, newest first, optionally filtered by status and type."""
+    """List tasks, newest first, optionally filtered by status and type; continue with next_cursor."""
     limit = min(limit, store.MAX_PAGE_SIZE)
-    items, total = store.list_tasks(session, status=task_status, task_type=task_type, limit=limit, offset=offset)
-    return TaskPage(items=[TaskRead.model_validate(t) for t in items], total=total, limit=limit, offset=offset)
+    after = None
+    if cursor is not None:
+        if offset:
+            raise _query_error("offset", offset, "use either cursor or offset: a cursor already says where the page starts")
+        try:
+            after = store.PageCursor.decode(cursor)
+        except store.InvalidCursor as exc:
+            raise _query_error("cursor", cursor, str(exc)) from None
+    listing = store.list_tasks(session, status=task_status, task_type=task_type, limit=limit, offset=offset, after=after)
+    return TaskPage(
+        items=[TaskRead.model_validate(t) for t in listing.items],
+        total=listing.total,
+        total_is_exact=listing.total_is_exact,
+        limit=limit,
+        offset=offset,
+        next_cursor=listing.next_cursor.encode() if listing.next_cursor else None,
+    )
+
+
+def _query_error(parameter: str, value: object, message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape for a query parameter that passed its type but not our check."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", parameter), "msg": message, "input": value}])
 
 
 health_router = APIRouter(tags=["health"])
@@ -236,19 +269,48 @@ async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±Infinity) replaced by its name as a string.
+
+    Python's JSON parser accepts ``NaN`` and ``Infinity``, which JSON does not have, and the
+    response encoder refuses them. A request carrying one would otherwise fail twice: a 422
+    that echoes the bad input could not be written, and the client would get a 500.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+async def request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 (same shape), able to echo any input the client sent, even NaN."""
+    assert isinstance(exc, RequestValidationError)  # registered for this exception only
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": json_safe(jsonable_encoder(exc.errors()))},
+    )
+
+
 def create_base_app(
     *,
     title: str,
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
 ) -> FastAPI:
-    """A FastAPI app with the shared routes, error handling and body limit.
+    """A FastAPI app with the shared routes, error handling, body limit and offline docs.
 
     The phase's ``lifespan`` must put ``settings`` and ``engine`` on ``app.state``: nothing is
     built at import time, so several phases' apps can live in one process.
     """
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # FastAPIOffline is FastAPI whose /docs (Swagger UI) and /redoc pages load their JavaScript
+    # and CSS from this server, from files the fastapi-offline package ships, instead of from a
+    # CDN: without it, /docs is a blank page on a machine with no internet access.
+    app = FastAPIOffline(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodySizeLimitMiddleware)
+    app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(OperationalError, store_unreachable)
     app.add_exception_handler(PoolTimeoutError, store_unreachable)
     app.include_router(health_router)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from shared.tasks import CATALOG
+from tasklab_cli.processes import Phase
 
 T = TypeVar("T")
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ServedPhase:
+    """A phase whose API runs as a real server at ``base_url`` (see ``tests/contract/conftest.py``)."""
+
+    phase: Phase
+    base_url: str
 
 
 def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition") -> T:

@@ -1,8 +1,9 @@
 """The HTTP contract of ../shared/DESIGN.md, checked against every phase's real server.
 
-Each phase runs as a real ``uvicorn`` process (with its worker, from phase 2 on), and the
-tests talk to it with httpx, a client that is not tasklab's own code. A phase serves the
-contract when every test here passes for it, on SQLite and on PostgreSQL.
+Each phase runs as a real ``uvicorn`` process, with its worker from phase 2 on (the ``served``
+fixture, in ``conftest.py``), and the tests talk to it with httpx, a client that is not
+tasklab's own code. A phase serves the contract when every test here passes for it, on SQLite
+and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,35 +11,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
 from shared.models import TASK_TYPES
-from tasklab_cli.processes import PHASES, Phase, start_api, start_worker
-from tests.support import EXPECTED_RESULTS, submit, wait_for_status
+from tests.support import EXPECTED_RESULTS, ServedPhase, submit, wait_for_status
 
 ONE_MEBIBYTE = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ServedPhase:
-    phase: Phase
-    base_url: str
-
-
-@pytest.fixture(scope="module", params=sorted(PHASES), ids=lambda n: f"phase{n}")
-def served(request: pytest.FixtureRequest, phase_env: dict[str, str], db_engine: Engine) -> Iterator[ServedPhase]:
-    """The phase under test, running: its API and, where it has one, one worker."""
-    phase = PHASES[request.param]
-    api = start_api(phase, phase_env)
-    worker = start_worker(phase, phase_env) if phase.has_worker else None
-    yield ServedPhase(phase, api.base_url)
-    if worker is not None:
-        worker.stop()
-    api.stop()
 
 
 @pytest.fixture
@@ -143,6 +124,30 @@ def test_payload_with_an_unknown_field_is_422(client: httpx.Client) -> None:
 
     assert response.status_code == 422
     assert "m:" in json.dumps(response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"task_type": "noop", "payload": {}, "priority": NaN}',
+        b'{"task_type": "batch_processing", "payload": {"items": [1, Infinity]}}',
+        b'{"task_type": "image_processing", "payload": {"width": 10, "height": 10, "scale": NaN}}',
+    ],
+    ids=["nan-priority", "infinite-item", "nan-scale"],
+)
+def test_nan_or_infinity_in_the_body_is_422(client: httpx.Client, body: bytes) -> None:
+    """Not JSON, but Python's parser accepts them: refused, and the 422 can still echo them."""
+    response = client.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert "finite number" in json.dumps(response.json()["detail"])
+
+
+def test_batch_number_too_large_to_add_up_is_422(client: httpx.Client) -> None:
+    response = client.post("/tasks", json={"task_type": "batch_processing", "payload": {"items": [1, 10**400]}})
+
+    assert response.status_code == 422
+    assert "items[1]" in json.dumps(response.json()["detail"])
 
 
 def test_missing_task_type_is_422(client: httpx.Client) -> None:
@@ -284,6 +289,104 @@ def test_bad_list_filter_is_422(client: httpx.Client, params: dict[str, object])
 
     assert response.status_code == 422
     assert "detail" in response.json()
+
+
+@pytest.mark.parametrize("offset", [10_001, 13370101836050147328], ids=["just-above", "overflows-int64"])
+def test_offset_above_the_bound_is_422_naming_offset(client: httpx.Client, offset: int) -> None:
+    """The fuzzer's find: an offset that overflowed the database's integer was a 500."""
+    response = client.get("/tasks", params={"task_type": "image_processing", "offset": offset})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "offset"]
+
+
+def test_small_totals_are_exact(client: httpx.Client) -> None:
+    submit(client, "noop")
+
+    page = client.get("/tasks").json()
+
+    assert (page["total"], page["total_is_exact"]) == (1, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# GET /tasks?cursor=: keyset pagination
+
+
+def read_all_pages(client: httpx.Client, limit: int, **filters: str) -> list[list[str]]:
+    """Follow next_cursor from the first page to the last; the ids of each page."""
+    pages: list[list[str]] = []
+    params: dict[str, str | int] = {"limit": limit, **filters}
+    while True:
+        page = client.get("/tasks", params=params).json()
+        pages.append([t["id"] for t in page["items"]])
+        if page["next_cursor"] is None:
+            return pages
+        params = {"limit": limit, **filters, "cursor": page["next_cursor"]}
+
+
+def test_cursor_pages_are_newest_first_without_overlap_and_cover_everything(client: httpx.Client) -> None:
+    ids = [submit(client, "noop")["id"] for _ in range(7)]
+
+    pages = read_all_pages(client, limit=3)
+
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert [task_id for page in pages for task_id in page] == ids[::-1]
+
+
+def test_a_page_that_fills_exactly_has_no_next_cursor(client: httpx.Client) -> None:
+    for _ in range(3):
+        submit(client, "noop")
+
+    page = client.get("/tasks", params={"limit": 3}).json()
+
+    assert len(page["items"]) == 3 and page["next_cursor"] is None
+
+
+def test_cursor_pages_are_stable_when_tasks_are_added_between_them(client: httpx.Client) -> None:
+    ids = [submit(client, "noop")["id"] for _ in range(6)]
+    first = client.get("/tasks", params={"limit": 3}).json()
+
+    for _ in range(2):
+        submit(client, "noop")  # newer: they belong before the first page, not in the next
+    second = client.get("/tasks", params={"limit": 3, "cursor": first["next_cursor"]}).json()
+
+    assert [t["id"] for t in first["items"]] == ids[5:2:-1]
+    assert [t["id"] for t in second["items"]] == ids[2::-1]
+    assert second["next_cursor"] is None
+
+
+def test_cursor_pages_keep_to_the_filters(client: httpx.Client) -> None:
+    fibonacci = []
+    for n in range(4):
+        fibonacci.append(submit(client, "fibonacci", {"n": n})["id"])
+        submit(client, "noop")
+
+    pages = read_all_pages(client, limit=3, task_type="fibonacci")
+
+    assert [task_id for page in pages for task_id in page] == fibonacci[::-1]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["not a cursor", "bm90IGEgY3Vyc29y", "", "x" * 201],
+    ids=["not-base64", "base64-of-junk", "empty", "too-long"],
+)
+def test_malformed_cursor_is_422_naming_cursor(client: httpx.Client, cursor: str) -> None:
+    response = client.get("/tasks", params={"cursor": cursor})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_cursor_together_with_offset_is_422(client: httpx.Client) -> None:
+    for _ in range(3):
+        submit(client, "noop")
+    cursor = client.get("/tasks", params={"limit": 1}).json()["next_cursor"]
+
+    response = client.get("/tasks", params={"cursor": cursor, "offset": 1})
+
+    assert response.status_code == 422
+    assert "cursor or offset" in json.dumps(response.json()["detail"])
 
 
 # ---------------------------------------------------------------------------------------------
