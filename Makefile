@@ -2,10 +2,12 @@
 # so a fresh clone needs nothing but Python 3.11+.
 #
 #   make demo            the phase 2 system end to end: Redis, API, worker, a batch of tasks
-#   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
+#   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set);
+#                        installs Debian's prometheus and chromium first if they are missing
 #   make run PHASE=2     one phase's API (and WORKERS=1 workers) on PORT=8000; Ctrl-C stops all
 #   make bench           throughput and latency figures, as ratios to a baseline
 #   make docs            regenerate the code listings and diffs quoted in docs/
+#   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,7 +18,11 @@ WORKERS ?= 1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test run bench docs clean
+#: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser).
+SYSTEM_PACKAGES := prometheus chromium
+SYSTEM_COMMANDS := prometheus promtool chromium
+
+.PHONY: help install system-deps demo test run bench docs clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -32,7 +38,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tasklab_cli.demo
 
-test: $(STAMP)
+system-deps:
+	@missing=""; for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing="$$missing $$command"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=sudo; \
+	  else echo "missing:$$missing. Install them: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; \
+	  echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: $(STAMP)

@@ -12,6 +12,7 @@ with its log and the run goes on with the next one; the exit status is 1 if anyt
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -26,11 +27,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.config import DEFAULTS, QUICK, BenchConfig
 from bench.drain import measure_drain
+from bench.listing import measure_listing
 from bench.machine import load_average, machine_facts
 from bench.report import BenchReport, print_report, write_json
+from bench.stats_query import measure_stats_query
+from phase4_monitoring.stats import parse_window
 from bench.submit import measure_phase
 from shared.redis_server import PrivateRedis
 from tasklab_cli.processes import PHASES
+
+#: The environment variable the tests read a PostgreSQL URL from; part (c) uses the same server.
+POSTGRES_URL_VARIABLE = "TEST_DATABASE_URL"
 
 #: Width of the tables when the output goes to a file or a pipe (docs, CI logs) instead of a
 #: terminal, whose own width rich uses: wide enough that no figure is wrapped or cut.
@@ -50,9 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="Measure, side by side on this machine: (a) POST /tasks throughput and p50/p99 latency "
         "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 phase 2 "
-        "workers drain N no-op tasks. Prints a table of figures and ratios.",
+        "workers drain N no-op tasks; (c) on request, how long GET /tasks' queries take on a table of "
+        "--list-rows tasks, on SQLite and PostgreSQL; (d) on request, how long GET /stats takes on a table of "
+        "--stats-rows tasks, on both as well. Prints a table of figures and ratios.",
         epilog="Everything runs on loopback with a private redis-server and temporary SQLite files. "
-        "--quick shrinks every number to a smoke test; an explicit option still wins over it.",
+        "--quick shrinks every number to a smoke test; an explicit option still wins over it. "
+        "Only the list queries: --phases '' --drain-tasks 0 --list-rows 1000000; only /stats: "
+        "--phases '' --drain-tasks 0 --stats-rows 1000000.",
     )
     # Every default is None here so that --quick can tell "not given" from "given".
     parser.add_argument("--quick", action="store_true", help="tiny numbers: checks the machinery in seconds; the figures mean little")
@@ -65,6 +76,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-tasks", type=int, help=f"no-op tasks to drain, 0 to skip part (b) (default {DEFAULTS.drain_tasks})")
     parser.add_argument("--drain-workers", type=int_list, help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})")
     parser.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float, help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})")
+    parser.add_argument("--list-rows", type=int, help="(c) seed a task table of this many rows and time GET /tasks' queries on it (default 0: skip)")
+    parser.add_argument("--list-repeats", type=int, help=f"measured runs of each list query (default {DEFAULTS.list_repeats})")
+    parser.add_argument(
+        "--list-postgres",
+        dest="list_postgres_url",
+        default=os.environ.get(POSTGRES_URL_VARIABLE),
+        help=f"PostgreSQL URL to time the list queries on too, in a schema of its own, dropped after (default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
+    )
+    parser.add_argument("--stats-rows", type=int, help="(d) seed a task table of this many rows and time GET /stats on it (default 0: skip)")
+    parser.add_argument("--stats-repeats", type=int, help=f"measured runs of /stats per window (default {DEFAULTS.stats_repeats})")
+    parser.add_argument("--stats-windows", type=lambda text: tuple(w for w in text.split(",") if w), help=f"windows to time /stats with (default {','.join(DEFAULTS.stats_windows)})")
+    parser.add_argument(
+        "--stats-postgres",
+        dest="stats_postgres_url",
+        default=os.environ.get(POSTGRES_URL_VARIABLE),
+        help=f"PostgreSQL URL to time /stats on too, in a schema of its own, dropped after (default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
+    )
     parser.add_argument("--json", dest="json_path", type=Path, help="also write the figures, ratios and machine facts to this JSON file")
     parser.add_argument("--keep", action="store_true", default=None, help="keep the work folder (databases, server and worker logs)")
     return parser.parse_args(argv)
@@ -82,6 +110,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise SystemExit("--requests, --concurrency and --rounds must be at least 1; --warmup and --drain-tasks at least 0")
     if any(n < 1 for n in config.drain_workers):
         raise SystemExit("--drain-workers must be positive")
+    if config.stats_rows < 0 or config.stats_repeats < 1:
+        raise SystemExit("--stats-rows must be at least 0 and --stats-repeats at least 1")
+    try:
+        for window in config.stats_windows:
+            parse_window(window)
+    except ValueError as exc:
+        raise SystemExit(f"--stats-windows: {exc}") from None
+    if config.list_rows < 0 or config.list_repeats < 1:
+        raise SystemExit("--list-rows must be at least 0 and --list-repeats at least 1")
     return config
 
 
@@ -112,7 +149,11 @@ def attempt(report: BenchReport, console: Console, what: str, measure: Callable[
 def run(config: BenchConfig, console: Console) -> BenchReport:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="tasklab-bench-"))
-    needs_redis = any(PHASES[n].has_worker for n in config.phases) or (config.drain_tasks > 0 and bool(config.drain_workers))
+    needs_redis = (
+        any(PHASES[n].has_worker for n in config.phases)
+        or (config.drain_tasks > 0 and bool(config.drain_workers))
+        or config.stats_rows > 0  # part (d) reads queue depth and workers, as /stats does
+    )
     with ExitStack() as cleanup:
         if not config.keep:
             cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -134,6 +175,18 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
                     drain = attempt(report, console, f"drain with {workers} worker(s)", lambda w=workers: measure_drain(w, config, workdir, redis_url, progress))
                     if drain is not None:
                         report.drain.append(drain)
+            if config.list_rows > 0:
+                backends = ["sqlite", "postgresql"] if config.list_postgres_url else ["sqlite"]
+                for backend in backends:
+                    listing = attempt(report, console, f"listing on {backend}", lambda b=backend: measure_listing(b, config, workdir, console.print))
+                    if listing is not None:
+                        report.listing.append(listing)
+            if config.stats_rows > 0 and redis_url is not None:
+                backends = ["sqlite", "postgresql"] if config.stats_postgres_url else ["sqlite"]
+                for backend in backends:
+                    measured = attempt(report, console, f"/stats on {backend}", lambda b=backend: measure_stats_query(b, config, workdir, redis_url, console.print))
+                    if measured is not None:
+                        report.stats_query.append(measured)
 
     report.duration_seconds = time.perf_counter() - started
     report.load_average_at_end = load_average()

@@ -56,6 +56,25 @@ class BenchConfig:
     #: How long phase 1 may take to finish the background tasks of one round (a few hundred
     #: no-op tasks take well under a second; longer means the server is stuck).
     settle_timeout_seconds: float = 20.0
+    #: Tasks seeded for part (c), the ``GET /tasks`` query times; 0 skips it (seeding a
+    #: million rows takes about half a minute per database).
+    list_rows: int = 0
+    #: Measured runs of each list query, after a few unmeasured ones.
+    list_repeats: int = 20
+    #: A PostgreSQL server to measure part (c) on as well, besides SQLite; the benchmark works
+    #: in a schema of its own there (``tasklab_bench``) and drops it at the end.
+    list_postgres_url: str | None = None
+    #: Tasks seeded for part (d), the ``GET /stats`` times; 0 skips it (seeding a million rows
+    #: takes about half a minute per database).
+    stats_rows: int = 0
+    #: Measured calls of ``collect_stats`` per window, after a few unmeasured ones.
+    stats_repeats: int = 30
+    #: The windows measured: the default first (the issue's promise), then wider ones, whose
+    #: cost grows with the tasks they hold.
+    stats_windows: tuple[str, ...] = ("1h", "24h", "7d")
+    #: A PostgreSQL server to measure part (d) on as well; the benchmark works in a schema of its
+    #: own there (``tasklab_bench_stats``) and drops it at the end.
+    stats_postgres_url: str | None = None
     #: Where to write the figures as JSON (None: do not write).
     json_path: Path | None = None
     #: Keep the work folder (databases, server logs) instead of deleting it.

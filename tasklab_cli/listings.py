@@ -7,6 +7,9 @@ this tool fills the fenced block that follows the marker:
     <!-- listing: shared/models.py:Task -->             one top-level def, class or assignment
     <!-- listing: shared/web.py:BodySizeLimitMiddleware.__call__ -->    a method of a class
     <!-- diff: phase1_basic/api.py phase2_queue/api.py -->              a unified diff
+    <!-- generated: phase4_monitoring.metrics:reference_table -->       Markdown a function returns,
+    …                                                                   up to the line
+    <!-- /generated -->                                                 (not fenced: tables render)
 
 The marker line is followed immediately by a fenced block (```python for a listing, ```diff for
 a diff) holding exactly that source. ``--write`` regenerates every block in place; ``--check``
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import importlib
 import re
 import sys
 import textwrap
@@ -34,6 +38,8 @@ DOCUMENT_GLOBS = ("README.md", "docs/**/*.md", "phase*/README.md")
 
 LISTING_MARKER = re.compile(r"^<!--\s*listing:\s*(?P<path>[^\s:]+)(?::(?P<name>[\w.]+))?\s*-->\s*$")
 DIFF_MARKER = re.compile(r"^<!--\s*diff:\s*(?P<old>\S+)\s+(?P<new>\S+)\s*-->\s*$")
+GENERATED_MARKER = re.compile(r"^<!--\s*generated:\s*(?P<module>[\w.]+):(?P<function>\w+)\s*-->\s*$")
+GENERATED_END = re.compile(r"^<!--\s*/generated\s*-->\s*$")
 FENCE_OPEN = re.compile(r"^(?P<fence>`{3,})(?P<lang>[\w+-]*)\s*$")
 
 #: Fence language for a new block, by file suffix (a marker's existing language is kept).
@@ -123,6 +129,19 @@ def diff_text(root: Path, old: str, new: str) -> str:
     return "\n".join(diff)
 
 
+def generated_text(module: str, function: str) -> str:
+    """The Markdown that ``module.function()`` returns: a reference built from the code itself."""
+    try:
+        return str(getattr(importlib.import_module(module), function)()).rstrip("\n")
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ListingError(f"cannot load {module}:{function}: {exc}") from None
+
+
+def _empty_reference() -> str:
+    """The smallest generated reference: what the tool's own tests fill a region with."""
+    return "| nothing |"
+
+
 # ---------------------------------------------------------------------------------------------
 # Markers and their blocks in a Markdown file
 
@@ -133,7 +152,7 @@ class Block:
 
     document: Path
     marker_line: int  # 0-based index of the marker line
-    kind: str  # "listing" or "diff"
+    kind: str  # "listing", "diff" or "generated"
     label: str  # what the marker names, for messages
     language: str
     fence_start: int | None = None  # index of the opening fence line
@@ -141,6 +160,7 @@ class Block:
     current: str | None = None  # what the block holds now
     expected: str | None = None  # what it must hold
     error: str | None = None  # why the expected text could not be built
+    fenced: bool = True  # False for generated Markdown, which sits between two marker lines
 
     @property
     def stale(self) -> bool:
@@ -178,6 +198,12 @@ def scan_document(root: Path, document: Path) -> list[Block]:
         line = lines[index]
         listing = LISTING_MARKER.match(line)
         diff = DIFF_MARKER.match(line)
+        generated = GENERATED_MARKER.match(line)
+        if generated is not None:
+            block = _generated_block(document, lines, index, generated.group("module"), generated.group("function"))
+            blocks.append(block)
+            index = (block.fence_end if block.fence_end is not None else index) + 1
+            continue
         if listing is None and diff is None:
             # A fenced block that belongs to no marker (an example in prose) is skipped whole:
             # a marker line shown inside it is text, not a marker.
@@ -212,6 +238,22 @@ def scan_document(root: Path, document: Path) -> list[Block]:
     return blocks
 
 
+def _generated_block(document: Path, lines: list[str], marker: int, module: str, function: str) -> Block:
+    """A generated region: the lines between the marker and ``<!-- /generated -->``."""
+    block = Block(document, marker, "generated", f"{module}:{function}", "markdown", fenced=False)
+    end = next((i for i in range(marker + 1, len(lines)) if GENERATED_END.match(lines[i])), None)
+    if end is None:
+        block.error = "no <!-- /generated --> line after the marker"
+        return block
+    block.fence_start, block.fence_end = marker, end
+    block.current = "\n".join(lines[marker + 1 : end])
+    try:
+        block.expected = generated_text(module, function)
+    except ListingError as exc:
+        block.error = str(exc)
+    return block
+
+
 def documents(root: Path) -> list[Path]:
     found: set[Path] = set()
     for pattern in DOCUMENT_GLOBS:
@@ -244,6 +286,11 @@ def rewrite_document(document: Path, blocks: list[Block]) -> bool:
     # From the bottom up, so earlier line numbers stay valid.
     for block in sorted(blocks, key=lambda b: b.marker_line, reverse=True):
         if block.error is not None or block.expected is None:
+            continue
+        if not block.fenced:
+            assert block.fence_end is not None
+            if block.stale:
+                lines[block.marker_line + 1 : block.fence_end] = block.expected.split("\n")
             continue
         fence = _fence_for(block.expected)
         new = [f"{fence}{block.language}", *block.expected.split("\n"), fence]

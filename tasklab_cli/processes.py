@@ -31,6 +31,8 @@ class Phase:
     number: int
     package: str
     has_worker: bool
+    #: From phase 4 on: workers serve ``/metrics`` on ``--metrics-port``, the API serves the dashboard.
+    has_metrics: bool = False
 
     @property
     def api_target(self) -> str:
@@ -45,6 +47,7 @@ PHASES: dict[int, Phase] = {
     1: Phase(1, "phase1_basic", has_worker=False),
     2: Phase(2, "phase2_queue", has_worker=True),
     3: Phase(3, "phase3_retry", has_worker=True),
+    4: Phase(4, "phase4_monitoring", has_worker=True, has_metrics=True),
 }
 
 

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             if chosen.has_worker:
                 print(f"  redis    {stack.redis_url}")
                 print(f"  workers  {', '.join(str(w.pid) for w in stack.worker_processes)}")
+            if chosen.has_metrics and stack.api:
+                print(f"  dashboard {stack.api.base_url}/dashboard   stats: /stats")
+                print(f"  metrics   {stack.api.base_url}/metrics" + "".join(f"  http://127.0.0.1:{p}/metrics" for p in stack.metrics_ports))
             print("Ctrl-C stops everything.\n", flush=True)
             while not (dead := stack.dead_processes()):
                 time.sleep(0.5)

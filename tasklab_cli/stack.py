@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from shared.redis_server import PrivateRedis
+from shared.redis_server import PrivateRedis, free_port
 from tasklab_cli.processes import ApiProcess, ManagedProcess, Phase, start_api, start_worker
 
 
@@ -37,6 +37,8 @@ class PhaseStack:
 
     api: ApiProcess | None = field(default=None, init=False)
     worker_processes: list[ManagedProcess] = field(default_factory=list, init=False)
+    #: The ``/metrics`` port of each worker (phases with metrics), in the order of ``worker_processes``.
+    metrics_ports: list[int] = field(default_factory=list, init=False)
     private_redis: PrivateRedis | None = field(default=None, init=False)
     _exit: ExitStack = field(default_factory=ExitStack, init=False)
 
@@ -63,7 +65,11 @@ class PhaseStack:
         elif self.phase.has_worker:
             self.redis_url = self.redis_url or os.environ["REDIS_URL"]
         for index in range(1, self.workers + 1 if self.phase.has_worker else 1):
-            worker = start_worker(self.phase, self.env, index=index, quiet=self.quiet, log_dir=self.log_dir)
+            args: list[str] = []
+            if self.phase.has_metrics:
+                self.metrics_ports.append(free_port())
+                args = ["--metrics-port", str(self.metrics_ports[-1])]
+            worker = start_worker(self.phase, self.env, *args, index=index, quiet=self.quiet, log_dir=self.log_dir)
             self._exit.callback(worker.stop)
             self.worker_processes.append(worker)
         self.api = start_api(self.phase, self.env, port=self.port, quiet=self.quiet, log_dir=self.log_dir)

@@ -72,13 +72,15 @@ def enqueue_attempt(queue: Queue, job_function: Callable[[str], object], task: T
 
     The job id *is* the task id: enqueueing a task that already has a job replaces that job
     instead of adding a second one, and a duplicate that does slip through finds the task
-    already claimed (see :func:`run_attempt`).
+    already claimed (see :func:`run_attempt`). ``meta`` copies the task's type and request id
+    for the worker's log lines before it reads the row; the row stays the truth.
     """
     policy = settings.policy_for(task.task_type)
     return queue.enqueue_call(
         job_function,
         args=(str(task.id),),
         job_id=str(task.id),
+        meta={"task_type": task.task_type, "request_id": task.request_id},
         timeout=policy.timeout_seconds,
         retry=retry_for(policy, task.attempts),
         result_ttl=RESULT_TTL_SECONDS,

@@ -20,6 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE_TIMEOUT_SECONDS = 90
 DRAIN_TASKS = 12
 DRAIN_WORKERS = (1, 2)
+#: A small table for part (c), yet deeper than the deepest offset the API accepts (10,000), so
+#: that every query has a page to read.
+LIST_ROWS = 12_000
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         "--phases", "1,2",
         "--requests", "40", "--warmup", "5", "--concurrency", "4",
         "--drain-tasks", str(DRAIN_TASKS), "--drain-workers", ",".join(map(str, DRAIN_WORKERS)),
+        "--list-rows", str(LIST_ROWS), "--list-repeats", "3",
         "--json", str(json_path),
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_SECONDS)
@@ -75,3 +79,14 @@ def test_the_drain_completes_every_task_with_1_and_2_workers(bench_run: tuple[su
         assert row["completed"] == row["tasks"] == DRAIN_TASKS and row["failed"] == 0
         assert row["all_completed"] is True
         assert row["tasks_per_second"] > 0
+
+
+def test_the_list_queries_are_timed_on_a_seeded_table(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    """Part (c): every query ran on SQLite (and PostgreSQL when TEST_DATABASE_URL is set) and read a page."""
+    completed, figures = bench_run
+    assert "(c) GET /tasks" in completed.stdout
+    sqlite_rows = [row for row in figures["listing"] if row["database"] == "sqlite"]
+    assert sqlite_rows and all(row["rows"] == LIST_ROWS for row in sqlite_rows)
+    for row in figures["listing"]:
+        assert row["runs"] == 3 and row["median_ms"] > 0 and row["total"] > 0
+        assert row["page_items"] > 0 or row["query"].startswith("exact COUNT")

@@ -56,3 +56,29 @@ def test_run_serves_the_phase_and_stops_every_process_on_sigterm(tmp_path: Path)
     children = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
     assert children == ""
     assert (tmp_path / ".tasklab" / "phase2.db").exists()
+
+
+def test_run_phase_4_prints_the_dashboard_and_every_metrics_endpoint(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "METRICS_DIR")}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "tasklab_cli.run", "--phase", "4", "--workers", "2", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**env, "TASK_TIME_SCALE": "0"}, cwd=tmp_path,
+    )
+    banner: list[str] = []
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:  # the banner ends with the Ctrl-C hint
+            banner.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(banner)
+        assert f"http://127.0.0.1:{port}/dashboard" in text
+        worker_metrics = re.findall(r"http://127\.0\.0\.1:\d+/metrics", text)
+        assert len(worker_metrics) == 3  # the API's and one per worker
+        for url in worker_metrics:
+            assert wait_for(lambda url=url: httpx.get(url, timeout=2).status_code == 200, message=url)
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.communicate(timeout=30)
+    assert launcher.returncode == 0

@@ -58,7 +58,7 @@ def test_the_repository_has_listings_to_check() -> None:
     blocks = [b for d in listings.documents(listings.REPO_ROOT) for b in listings.scan_document(listings.REPO_ROOT, d)]
 
     assert len(blocks) >= 10
-    assert {b.kind for b in blocks} == {"listing", "diff"}
+    assert {b.kind for b in blocks} == {"listing", "diff", "generated"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,3 +199,25 @@ def test_an_unclosed_block_is_an_error_and_write_leaves_it_alone(repo: Path) -> 
 
     assert "never closed" in problem
     assert document.read_text() == "<!-- listing: pkg/mod.py:helper -->\n```python\ndef helper():\n"
+
+
+def test_a_generated_region_is_the_markdown_its_function_returns_unfenced(repo: Path) -> None:
+    document = write_doc(repo, "Reference:\n<!-- generated: string:capwords -->\nold text\n<!-- /generated -->\nAfter.\n")
+
+    # string.capwords() needs an argument: a function that cannot produce text is an error.
+    [problem] = listings.check(repo)
+    assert "cannot load" in problem or "generated" in problem
+
+    document.write_text("Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\nstale\n<!-- /generated -->\nAfter.\n")
+    assert "stale" in listings.check(repo)[0]
+    listings.write(repo)
+    assert document.read_text() == "Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\n| nothing |\n<!-- /generated -->\nAfter.\n"
+    assert listings.check(repo) == []
+
+
+def test_a_generated_marker_without_its_end_line_is_an_error(repo: Path) -> None:
+    write_doc(repo, "<!-- generated: tasklab_cli.listings:_empty_reference -->\n| nothing |\n")
+
+    [problem] = listings.check(repo)
+
+    assert "no <!-- /generated -->" in problem

@@ -1,5 +1,9 @@
 """What phase 3's tests share: fast-recovery settings, phase 3 processes, and real crashes.
 
+Every later phase keeps phase 3's promises, so every test here runs on phase 3 *and* on each
+later phase (ids ``phase3``, ``phase4``): the fault tests are the proof that monitoring changed
+nothing about recovery.
+
 Crashes are real signals to real processes. RQ's work horse calls ``setpgrp()``, so a signal
 to the worker's process group does not reach it: :func:`crash` freezes the worker, SIGKILLs
 every process it forked, then the worker itself, the way a lost machine or a container kill
@@ -8,6 +12,7 @@ takes everything at once.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -18,9 +23,10 @@ import pytest
 import redis
 from sqlalchemy.engine import Engine
 
-from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_api, start_worker
+from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, Phase, start_api, start_worker
 
-PHASE3 = PHASES[3]
+#: The phases whose recovery these tests prove: phase 3, and every phase that keeps its promises.
+RECOVERY_PHASES = [3, 4]
 
 #: Recovery in about a second instead of the production defaults (10 s leases, 10 s grace):
 #: the mechanisms are the same, only the clocks are faster.
@@ -39,15 +45,26 @@ FAST_RECOVERY: dict[str, str] = {
 }
 
 
-@pytest.fixture(scope="module")
-def env(phase_env: dict[str, str]) -> dict[str, str]:
-    """The environment of this module's phase 3 processes (modules may override it)."""
-    return {**phase_env, **FAST_RECOVERY}
+@pytest.fixture(scope="module", params=RECOVERY_PHASES, ids=lambda n: f"phase{n}")
+def recovery_phase(request: pytest.FixtureRequest) -> Phase:
+    return PHASES[request.param]
 
 
 @pytest.fixture(scope="module")
-def api(env: dict[str, str], db_engine: Engine) -> Iterator[ApiProcess]:
-    server = start_api(PHASE3, env)
+def queue_name(recovery_phase: Phase) -> str:
+    """The phase's RQ queue (each phase has its own, so phases can share a Redis)."""
+    return str(importlib.import_module(f"{recovery_phase.package}.jobs").QUEUE_NAME)
+
+
+@pytest.fixture(scope="module")
+def env(phase_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of this module's processes (modules may override it)."""
+    return {**phase_env, **FAST_RECOVERY, "METRICS_DIR": str(tmp_path_factory.mktemp("metrics"))}
+
+
+@pytest.fixture(scope="module")
+def api(recovery_phase: Phase, env: dict[str, str], db_engine: Engine) -> Iterator[ApiProcess]:
+    server = start_api(recovery_phase, env)
     yield server
     server.stop()
 
@@ -63,12 +80,12 @@ WorkerFactory = Callable[..., ManagedProcess]
 
 
 @pytest.fixture
-def workers(env: dict[str, str]) -> Iterator[WorkerFactory]:
-    """Start phase 3 workers on demand (``extra_env`` changes one worker's settings); all stop after the test."""
+def workers(recovery_phase: Phase, env: dict[str, str]) -> Iterator[WorkerFactory]:
+    """Start the phase's workers on demand (``extra_env`` changes one worker's settings); all stop after the test."""
     started: list[ManagedProcess] = []
 
     def start(*args: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
-        worker = start_worker(PHASE3, {**env, **(extra_env or {})}, *args, index=len(started) + 1)
+        worker = start_worker(recovery_phase, {**env, **(extra_env or {})}, *args, index=len(started) + 1)
         started.append(worker)
         return worker
 

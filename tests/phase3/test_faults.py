@@ -21,10 +21,10 @@ from shared import store
 from shared.models import TaskCreate
 from shared.redis_server import PrivateRedis
 from tasklab_cli.processes import ManagedProcess, start_api
-from tests.phase3.conftest import PHASE3, WorkerFactory, crash, kill_horse, work_horses
+from tasklab_cli.processes import Phase
+from tests.phase3.conftest import WorkerFactory, crash, kill_horse, work_horses
 from tests.support import submit, wait_for, wait_for_status
 
-QUEUE_KEY = "rq:queue:phase3:tasks"
 #: About 1.5 s of real CPU work: long enough to be caught in the middle.
 SLOW = ("compute", {"n": 50_000_000}, 1_249_999_975_000_000)
 
@@ -138,13 +138,18 @@ def own_redis() -> Iterator[PrivateRedis]:
 
 @pytest.mark.slow
 def test_100_tasks_submitted_while_redis_is_down_all_complete_once_it_is_back_empty(
-    env: dict[str, str], own_redis: PrivateRedis, empty_store: Engine, workers: WorkerFactory, record_property: pytest.RecordProperty
+    env: dict[str, str],
+    recovery_phase: Phase,
+    own_redis: PrivateRedis,
+    empty_store: Engine,
+    workers: WorkerFactory,
+    record_property: pytest.RecordProperty,
 ) -> None:
     """Redis dies; the API keeps accepting (202) into the database; Redis comes back with
     nothing in it (a crash without persistence); the reconciler enqueues all 100."""
     total = 100
     on_own_redis = {"REDIS_URL": own_redis.url}
-    api = start_api(PHASE3, {**env, **on_own_redis})
+    api = start_api(recovery_phase, {**env, **on_own_redis})
     with httpx.Client(base_url=api.base_url, timeout=10) as client:
         workers("--name", "r1", extra_env=on_own_redis)
         workers("--name", "r2", extra_env=on_own_redis)
@@ -186,18 +191,20 @@ def test_tasks_whose_jobs_vanished_from_redis_are_enqueued_again(
 
 @pytest.mark.slow
 def test_two_reconcilers_at_once_enqueue_each_orphan_exactly_once(
-    env: dict[str, str], empty_store: Engine, redis_client: redis.Redis
+    env: dict[str, str], recovery_phase: Phase, queue_name: str, empty_store: Engine, redis_client: redis.Redis
 ) -> None:
     """50 tasks stored with no job (their enqueue failed); two reconcilers start together."""
+    queue_key = f"rq:queue:{queue_name}"
+    reconciler_module = f"{recovery_phase.package}.reconciler"
     redis_client.flushdb()
     with Session(empty_store) as session:
         orphans = {str(store.insert_task(session, TaskCreate(task_type="noop", payload={})).id) for _ in range(50)}
     reconcilers = [
-        ManagedProcess(name, [sys.executable, "-m", "phase3_retry.reconciler", "--name", name, "--log-level", "DEBUG"], env)
+        ManagedProcess(name, [sys.executable, "-m", reconciler_module, "--name", name, "--log-level", "DEBUG"], env)
         for name in ("reconciler-a", "reconciler-b")
     ]
     try:
-        wait_for(lambda: redis_client.llen(QUEUE_KEY) >= len(orphans), timeout=20, message="the orphans enqueued")
+        wait_for(lambda: redis_client.llen(queue_key) >= len(orphans), timeout=20, message="the orphans enqueued")
         # Let both go on for several more passes: none of them may enqueue anything again.
         passes_now = [r.log_tail(10**6).count("pass ") for r in reconcilers]
         wait_for(
@@ -205,7 +212,7 @@ def test_two_reconcilers_at_once_enqueue_each_orphan_exactly_once(
             timeout=20,
             message="five more passes of each reconciler",
         )
-        queued = [job_id.decode() for job_id in redis_client.lrange(QUEUE_KEY, 0, -1)]
+        queued = [job_id.decode() for job_id in redis_client.lrange(queue_key, 0, -1)]
         enqueued_lines = sum(r.log_tail(10**6).count("enqueued task") for r in reconcilers)
     finally:
         for reconciler in reconcilers:

@@ -12,15 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from phase3_retry.jobs import make_queue
+from tasklab_cli.processes import Phase
 from tests.phase3.conftest import FAST_RECOVERY, WorkerFactory
 from tests.support import submit, wait_for, wait_for_status
-
-QUEUE_KEY = "rq:queue:phase3:tasks"
-SCHEDULED_KEY = "rq:scheduled:phase3:tasks"
 
 
 @pytest.fixture(scope="module")
@@ -83,30 +81,30 @@ def test_retry_of_an_unknown_task_is_404(client: httpx.Client) -> None:
 # POST /tasks/{id}/cancel
 
 
-def test_cancel_of_a_pending_task_removes_its_job(client: httpx.Client, redis_client: redis.Redis) -> None:
+def test_cancel_of_a_pending_task_removes_its_job(client: httpx.Client, redis_client: redis.Redis, queue_name: str) -> None:
     task = submit(client, "noop")
-    assert redis_client.lpos(QUEUE_KEY, task["id"]) is not None
+    assert redis_client.lpos(f"rq:queue:{queue_name}", task["id"]) is not None
 
     response = client.post(f"/tasks/{task['id']}/cancel")
 
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
-    assert redis_client.lpos(QUEUE_KEY, task["id"]) is None
+    assert redis_client.lpos(f"rq:queue:{queue_name}", task["id"]) is None
     assert not redis_client.exists(f"rq:job:{task['id']}")
 
 
 def test_cancel_of_a_retrying_task_removes_its_scheduled_retry(
-    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis
+    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis, queue_name: str
 ) -> None:
     workers()
     task = submit(client, "flaky", {"fail_times": 3})
     wait_for_status(client, task["id"], ["retrying"])
-    wait_for(lambda: redis_client.zscore(SCHEDULED_KEY, task["id"]) is not None, timeout=5, message="the retry scheduled")
+    wait_for(lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", task["id"]) is not None, timeout=5, message="the retry scheduled")
 
     response = client.post(f"/tasks/{task['id']}/cancel")
 
     assert (response.status_code, response.json()["status"]) == (200, "cancelled")
-    assert redis_client.zscore(SCHEDULED_KEY, task["id"]) is None
+    assert redis_client.zscore(f"rq:scheduled:{queue_name}", task["id"]) is None
     assert response.json()["attempts"] == 1
 
 
@@ -142,11 +140,14 @@ def test_cancel_of_a_task_that_has_ended_is_409(client: httpx.Client, workers: W
     assert ending in response.json()["detail"]
 
 
-def test_a_cancelled_task_whose_job_escaped_never_runs(client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis) -> None:
+def test_a_cancelled_task_whose_job_escaped_never_runs(
+    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis, recovery_phase: Phase, queue_name: str
+) -> None:
     """Even if its job is enqueued again (a race, a reconciler), a cancelled task cannot be claimed."""
     task = submit(client, "noop")
     client.post(f"/tasks/{task['id']}/cancel")
-    make_queue(redis_client).enqueue_call("phase3_retry.jobs.process_task", args=(task["id"],), job_id=task["id"])
+    queue = Queue(queue_name, connection=redis_client, serializer=JSONSerializer)
+    queue.enqueue_call(f"{recovery_phase.package}.jobs.process_task", args=(task["id"],), job_id=task["id"])
     workers()
 
     wait_for(lambda: job_status(redis_client, task["id"]) == JobStatus.FINISHED.value, message="the stray job to run")

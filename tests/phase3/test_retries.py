@@ -104,14 +104,14 @@ def test_a_task_over_its_time_limit_is_stopped_and_fails_saying_so(client: httpx
 
 @pytest.mark.slow
 def test_a_waiting_retry_is_scheduled_in_redis_and_leaves_the_worker_free(
-    client: httpx.Client, workers: WorkerFactory, redis_client: Any
+    client: httpx.Client, workers: WorkerFactory, redis_client: Any, queue_name: str
 ) -> None:
     """During the wait before attempt 3, the job sits in RQ's ScheduledJobRegistry and the only
     worker runs other tasks: a retry never sleeps inside a worker."""
     workers()
     flaky = submit(client, "flaky", {"fail_times": 2})
     wait_for(lambda: client.get(f"/tasks/{flaky['id']}").json()["attempts"] == 2, message="attempt 2")
-    wait_for(lambda: redis_client.zscore("rq:scheduled:phase3:tasks", flaky["id"]) is not None, timeout=5, message="the retry scheduled")
+    wait_for(lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", flaky["id"]) is not None, timeout=5, message="the retry scheduled")
 
     quick = wait_for_status(client, submit(client, "noop")["id"], timeout=5)
     flaky_done = wait_for_status(client, flaky["id"])

@@ -1,0 +1,103 @@
+"""One structured-log pipeline for the API, the workers, the reconciler, uvicorn and RQ.
+
+Every line is a JSON object on stdout (a readable console rendering when stdout is a terminal)
+with ``timestamp`` (ISO 8601, UTC), ``level`` and ``event``, and, where they apply,
+``request_id``, ``task_id``, ``task_type``, ``attempt`` and ``worker``. Those come from
+*context variables* bound once where the context begins (a request arrives, a worker picks up
+a task) rather than passed to every call: a line logged deep inside RQ or SQLAlchemy's caller
+carries them too.
+
+Libraries log through the standard :mod:`logging` module; structlog's ``ProcessorFormatter``
+runs their records through the same processors as our own lines, so uvicorn's and RQ's lines
+come out in the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from typing import Any, Literal
+
+import structlog
+
+LogFormat = Literal["auto", "json", "console"]
+
+#: What a client may send as ``X-Request-ID``: short, and only characters that cannot break a
+#: log line or a header. Anything else is replaced by an id of our own, never echoed back.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+#: Loggers that configure their own handlers; we take them over so their lines share our format.
+LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "rq", "rq.worker", "rq.scheduler")
+
+#: The context keys a task's log lines carry (bound in the worker, cleared after the task).
+TASK_CONTEXT_KEYS = ("task_id", "task_type", "attempt", "worker", "request_id")
+
+
+def valid_request_id(candidate: str | None) -> str | None:
+    """The client's request id if it is safe to log and echo, else ``None``."""
+    if candidate and REQUEST_ID_PATTERN.fullmatch(candidate):
+        return candidate
+    return None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> None:
+    """Route structlog and the standard library through one pipeline to stdout.
+
+    Called once where a process starts (the API's lifespan, a worker's ``main``), never at
+    import: six phases share one pytest process, and only phase 4 on wants this.
+    """
+    render_json = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # A traceback becomes one "exception" field, so the line stays one JSON object.
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers = []
+        library.propagate = True
+    # The API's middleware logs every request with its route, status, duration and request id;
+    # uvicorn's access line would say the same thing twice, with less.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def bind_task_context(**context: object) -> None:
+    """Attach task fields to every line this process logs until :func:`clear_task_context`."""
+    structlog.contextvars.bind_contextvars(**{key: value for key, value in context.items() if value is not None})
+
+
+def clear_task_context() -> None:
+    structlog.contextvars.unbind_contextvars(*TASK_CONTEXT_KEYS)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]

@@ -1,0 +1,257 @@
+"""The metrics contract (../shared/DESIGN.md), checked the way an operator would rely on it.
+
+Real processes export, a real ``promtool`` lints, a real Prometheus scrapes; the database is the
+referee. The central promise: summed over every endpoint Prometheus scrapes, a task counter
+equals what the database says, even after a worker was SIGKILLed in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tasklab_cli.processes import ApiProcess, start_api
+from tasklab_cli.prometheus import find_binary
+from tests.phase3.conftest import crash
+from tests.phase4.conftest import PHASE4, MonitoredWorker, WorkerFactory, start_prometheus
+from tests.support import submit, wait_for, wait_for_status
+
+#: About half a second of CPU each: long enough that a worker is killed in the middle of some.
+SLOW = ("compute", {"n": 15_000_000})
+
+
+def scrape(url: str) -> str:
+    """The text of a ``/metrics`` endpoint, once it answers."""
+
+    def fetch() -> httpx.Response | None:
+        try:
+            response = httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            return None
+        return response if response.status_code == 200 else None
+
+    return wait_for(fetch, timeout=20, message=f"{url} to answer").text
+
+
+def sample(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if all(f'{key}="{val}"' in head for key, val in labels.items()):
+            total += float(value)
+    return total
+
+
+def completed_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM task WHERE status = 'completed'")).scalar_one())
+
+
+def all_finished(client: httpx.Client, total: int) -> bool:
+    page = client.get("/tasks", params={"limit": 1, "status": "completed"}).json()
+    return bool(page["total"] == total)
+
+
+# ---------------------------------------------------------------------------------------------
+# The exposition format
+
+
+def test_promtool_accepts_the_api_and_the_worker_metrics(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
+    worker = workers()
+    # Every kind of sample: completed and failed tasks, a retry, histograms, HTTP metrics.
+    for task_type, payload in [("noop", {}), ("fibonacci", {"n": 10}), ("flaky", {"fail_times": 1}), ("flaky", {"fail_times": 9})]:
+        wait_for_status(client, submit(client, task_type, payload)["id"])
+
+    for url in (f"{api.base_url}/metrics", worker.metrics_url):
+        checked = subprocess.run([find_binary("promtool"), "check", "metrics"], input=scrape(url).encode(), capture_output=True)
+        assert checked.returncode == 0, f"{url}: {checked.stdout.decode()}{checked.stderr.decode()}"
+
+
+def test_the_route_label_is_the_route_template_never_the_raw_path(client: httpx.Client, api: ApiProcess) -> None:
+    task = submit(client, "noop")
+    client.get(f"/tasks/{task['id']}")
+    client.get(f"/tasks/{uuid.uuid4()}")  # a 404 is labelled by its route too
+    client.get("/no/such/route")
+
+    metrics = scrape(f"{api.base_url}/metrics")
+
+    assert sample(metrics, "tasklab_http_requests_total", route="/tasks/{task_id}", status="200") >= 1
+    assert sample(metrics, "tasklab_http_requests_total", route="/tasks/{task_id}", status="404") >= 1
+    assert sample(metrics, "tasklab_http_requests_total", route="<unmatched>", status="404") >= 1
+    assert task["id"] not in metrics
+
+
+def test_submitted_tasks_are_counted_by_type_and_priority(client: httpx.Client, api: ApiProcess) -> None:
+    before = sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
+
+    for _ in range(3):
+        submit(client, "fibonacci", {"n": 5}, priority=5)
+
+    after = sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
+    assert after - before == 3
+
+
+def test_queue_depth_and_workers_alive_come_from_redis(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
+    for _ in range(4):
+        submit(client, "noop")
+    waiting = scrape(f"{api.base_url}/metrics")
+    assert sample(waiting, "tasklab_queue_depth", queue="phase4:tasks") == 4
+    assert sample(waiting, "tasklab_workers_alive") == 0
+
+    workers()
+
+    wait_for(lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_workers_alive") == 1, message="one worker alive")
+    wait_for(lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_queue_depth", queue="phase4:tasks") == 0, message="queue drained")
+
+
+def test_a_work_horse_counts_survive_the_horse(client: httpx.Client, workers: WorkerFactory, fresh_deployment: dict[str, str]) -> None:
+    """Each job runs in a forked horse that exits after it; the parent still exports its counts."""
+    worker = workers(extra_env=fresh_deployment)
+    for task_type, payload in [("noop", {}), ("noop", {}), ("flaky", {"fail_times": 1})]:
+        wait_for_status(client, submit(client, task_type, payload)["id"])
+
+    metrics = scrape(worker.metrics_url)
+
+    assert sample(metrics, "tasklab_tasks_finished_total", task_type="noop", outcome="completed") == 2
+    assert sample(metrics, "tasklab_tasks_finished_total", task_type="flaky", outcome="completed") == 1
+    assert sample(metrics, "tasklab_task_retries_total", task_type="flaky") == 1
+    assert sample(metrics, "tasklab_task_run_seconds_count", task_type="noop") == 2
+    assert sample(metrics, "tasklab_task_wait_seconds_count") == 4  # 3 tasks, one of them twice
+
+
+def test_a_cancel_is_counted_once_as_a_finished_task(client: httpx.Client, api: ApiProcess) -> None:
+    def cancelled() -> float:
+        return sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_finished_total", task_type="noop", outcome="cancelled")
+
+    before = cancelled()
+    task = submit(client, "noop")  # no worker: it stays pending
+
+    assert client.post(f"/tasks/{task['id']}/cancel").status_code == 200
+    assert client.post(f"/tasks/{task['id']}/cancel").status_code == 409
+
+    assert cancelled() - before == 1
+
+
+def test_reconciler_repairs_are_counted_on_the_worker_endpoint(
+    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis
+) -> None:
+    ids = [submit(client, "noop")["id"] for _ in range(3)]
+    redis_client.flushdb()  # the jobs are gone: only the reconciler can bring them back
+
+    worker = workers()
+
+    for task_id in ids:
+        wait_for_status(client, task_id, timeout=20)
+    wait_for(lambda: sample(scrape(worker.metrics_url), "tasklab_reconciler_repairs_total", kind="enqueued") >= 3, message="3 repairs")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus, scraping the API and two workers
+
+
+@pytest.fixture
+def fresh_api(fresh_deployment: dict[str, str], empty_store: Engine, redis_client: redis.Redis) -> Iterator[ApiProcess]:
+    redis_client.flushdb()
+    server = start_api(PHASE4, fresh_deployment)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_client(fresh_api: ApiProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fresh_api.base_url, timeout=10) as http:
+        yield http
+
+
+@pytest.mark.slow
+def test_prometheus_sum_of_completed_equals_the_database_for_200_tasks(
+    fresh_client: httpx.Client,
+    fresh_api: ApiProcess,
+    fresh_deployment: dict[str, str],
+    workers: WorkerFactory,
+    empty_store: Engine,
+    prometheus_binary: str,
+) -> None:
+    client = fresh_client
+    pool = [workers(extra_env=fresh_deployment), workers(extra_env=fresh_deployment)]
+    for worker in pool:
+        scrape(worker.metrics_url)
+    with start_prometheus(fresh_api, pool) as prometheus:
+        ids = [submit(client, "fibonacci", {"n": 20})["id"] for _ in range(200)]
+        wait_for(lambda: all_finished(client, len(ids)), timeout=120, interval=0.5, message="200 tasks completed")
+
+        query = 'sum(tasklab_tasks_finished_total{outcome="completed"})'
+        wait_for(lambda: prometheus.scalar(query) == completed_rows(empty_store), timeout=15, message=query)
+        submitted = prometheus.scalar("sum(tasklab_tasks_submitted_total)")
+
+    assert completed_rows(empty_store) == 200
+    assert submitted == 200
+
+
+@pytest.mark.slow
+def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_mid_run(
+    fresh_client: httpx.Client,
+    fresh_api: ApiProcess,
+    fresh_deployment: dict[str, str],
+    workers: WorkerFactory,
+    empty_store: Engine,
+    prometheus_binary: str,
+) -> None:
+    """The killed worker's counts live on in its files; a surviving exporter adopts and exports them."""
+    client = fresh_client
+    victim, survivor = workers(extra_env=fresh_deployment), workers(extra_env=fresh_deployment)
+    pool: list[MonitoredWorker] = [victim, survivor]
+    for worker in pool:
+        scrape(worker.metrics_url)
+    with start_prometheus(fresh_api, pool) as prometheus:
+        ids = [submit(client, *SLOW)["id"] if i % 10 == 0 else submit(client, "fibonacci", {"n": 20})["id"] for i in range(200)]
+        wait_for(lambda: completed_rows(empty_store) >= 60, timeout=60, interval=0.2, message="a third of the run done")
+        killed_after = completed_rows(empty_store)
+
+        crash(victim.process)
+
+        wait_for(lambda: all_finished(client, len(ids)), timeout=120, interval=0.5, message="every task completed")
+        query = 'sum(tasklab_tasks_finished_total{outcome="completed"})'
+        wait_for(lambda: prometheus.scalar(query) == completed_rows(empty_store), timeout=15, message=query)
+        victim_seen = [r for r in prometheus.query('up{job="workers"}') if r["value"][1] == "0"]
+
+    assert completed_rows(empty_store) == 200
+    assert 0 < killed_after < 200
+    assert victim_seen, "Prometheus should see the killed worker's endpoint down"
+
+
+# ---------------------------------------------------------------------------------------------
+# The names are a contract
+
+
+#: ../shared/DESIGN.md, "Metrics contract": every name, its type and its labels.
+CONTRACT = {
+    "tasklab_tasks_submitted_total": ("counter", "`task_type`, `priority`"),
+    "tasklab_tasks_finished_total": ("counter", "`task_type`, `outcome`"),
+    "tasklab_task_retries_total": ("counter", "`task_type`"),
+    "tasklab_task_run_seconds": ("histogram", "`task_type`"),
+    "tasklab_task_wait_seconds": ("histogram", "`task_type`"),
+    "tasklab_queue_depth": ("gauge", "`queue`"),
+    "tasklab_workers_alive": ("gauge", "–"),
+    "tasklab_reconciler_repairs_total": ("counter", "`kind`"),
+    "tasklab_http_requests_total": ("counter", "`method`, `route`, `status`"),
+    "tasklab_http_request_duration_seconds": ("histogram", "`method`, `route`"),
+}
+
+
+def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels() -> None:
+    from phase4_monitoring.metrics import reference_table
+
+    rows = {cells[1].strip("` "): (cells[2].strip(), cells[3].strip()) for cells in (row.split("|") for row in reference_table().splitlines()[2:])}
+
+    assert rows == CONTRACT
