@@ -56,8 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure, side by side on this machine: (a) POST /tasks throughput and p50/p99 latency "
-        "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 phase 2 "
-        "workers drain N no-op tasks; (c) on request, how long GET /tasks' queries take on a table of "
+        "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 workers of phases 2, 3 "
+        "and 4 drain N no-op tasks (phase 4 ÷ phase 3 prices monitoring); (c) on request, how long GET /tasks' queries take on a table of "
         "--list-rows tasks, on SQLite and PostgreSQL; (d) on request, how long GET /stats takes on a table of "
         "--stats-rows tasks, on both as well. Prints a table of figures and ratios.",
         epilog="Everything runs on loopback with a private redis-server and temporary SQLite files. "
@@ -75,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-cap", dest="time_cap_seconds", type=float, help=f"seconds at most per route and phase (default {DEFAULTS.time_cap_seconds:.0f})")
     parser.add_argument("--drain-tasks", type=int, help=f"no-op tasks to drain, 0 to skip part (b) (default {DEFAULTS.drain_tasks})")
     parser.add_argument("--drain-workers", type=int_list, help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})")
+    parser.add_argument("--drain-phases", type=int_list, help=f"phases whose workers drain, '' for none (default {','.join(map(str, DEFAULTS.drain_phases))})")
     parser.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float, help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})")
     parser.add_argument("--list-rows", type=int, help="(c) seed a task table of this many rows and time GET /tasks' queries on it (default 0: skip)")
     parser.add_argument("--list-repeats", type=int, help=f"measured runs of each list query (default {DEFAULTS.list_repeats})")
@@ -103,13 +104,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     base = QUICK if args.quick else DEFAULTS
     given: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(BenchConfig) if getattr(args, f.name, None) is not None}
     config = replace(base, **given)
-    unknown = [n for n in config.phases if n not in PHASES]
+    unknown = [n for n in (*config.phases, *config.drain_phases) if n not in PHASES]
     if unknown:
         raise SystemExit(f"unknown phase(s) {unknown}; choose from {sorted(PHASES)}")
     if min(config.requests, config.concurrency, config.rounds) < 1 or config.warmup < 0 or config.drain_tasks < 0:
         raise SystemExit("--requests, --concurrency and --rounds must be at least 1; --warmup and --drain-tasks at least 0")
     if any(n < 1 for n in config.drain_workers):
         raise SystemExit("--drain-workers must be positive")
+    if any(not PHASES[n].has_worker for n in config.drain_phases):
+        raise SystemExit("--drain-phases: only phases with a worker (2 on) drain a queue")
     if config.stats_rows < 0 or config.stats_repeats < 1:
         raise SystemExit("--stats-rows must be at least 0 and --stats-repeats at least 1")
     try:
@@ -151,7 +154,7 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
     workdir = Path(tempfile.mkdtemp(prefix="tasklab-bench-"))
     needs_redis = (
         any(PHASES[n].has_worker for n in config.phases)
-        or (config.drain_tasks > 0 and bool(config.drain_workers))
+        or (config.drain_tasks > 0 and bool(config.drain_workers) and bool(config.drain_phases))
         or config.stats_rows > 0  # part (d) reads queue depth and workers, as /stats does
     )
     with ExitStack() as cleanup:
@@ -170,11 +173,17 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
                 if outcome is not None:
                     report.submit.append(outcome)
             if config.drain_tasks > 0 and redis_url is not None:
-                for workers in config.drain_workers:
-                    console.print(f"(b) drain: {config.drain_tasks} no-op tasks with {workers} worker(s) …")
-                    drain = attempt(report, console, f"drain with {workers} worker(s)", lambda w=workers: measure_drain(w, config, workdir, redis_url, progress))
-                    if drain is not None:
-                        report.drain.append(drain)
+                for number in config.drain_phases:
+                    for workers in config.drain_workers:
+                        console.print(f"(b) drain: {config.drain_tasks} no-op tasks, phase {number}, {workers} worker(s) …")
+                        drain = attempt(
+                            report,
+                            console,
+                            f"phase {number} drain with {workers} worker(s)",
+                            lambda n=number, w=workers: measure_drain(n, w, config, workdir, redis_url, progress),
+                        )
+                        if drain is not None:
+                            report.drain.append(drain)
             if config.list_rows > 0:
                 backends = ["sqlite", "postgresql"] if config.list_postgres_url else ["sqlite"]
                 for backend in backends:

@@ -1,11 +1,11 @@
-"""Part (b): how fast phase 2 workers empty a queue of N no-op tasks, with 1 and with 2 processes.
+"""Part (b): how fast a phase's workers empty a queue of N no-op tasks, with 1 and with 2 processes.
 
-One measurement, for a given number of workers:
+One measurement, for a given phase and number of workers:
 
 1. a fresh SQLite database and a flushed private Redis;
-2. the real phase 2 API enqueues N ``noop`` tasks over HTTP, with no worker running; then it
+2. the phase's real API enqueues N ``noop`` tasks over HTTP, with no worker running; then it
    is stopped, so it takes no CPU from the workers;
-3. ``python -m phase2_queue.worker --burst`` is launched that many times at once; the
+3. ``python -m phaseN_x.worker --burst`` is launched that many times at once; the
    benchmark polls the database until every row is ``completed`` (or ``failed``); the burst
    workers exit once the queue is empty.
 
@@ -17,11 +17,13 @@ workers), measured from the moment the workers were launched:
   a longer queue converges to, since start-up is paid once.
 
 A no-op task costs RQ a ``fork()`` of the work horse, the job bookkeeping in Redis and three
-writes to the task row; that is what these figures measure.
+writes to the task row; that is what these figures measure. Phase 3 adds a lease and RQ's
+retry bookkeeping; phase 4 adds its metrics files and log lines, so 4 ÷ 3 is monitoring's price.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,18 +37,16 @@ from sqlmodel import Session, col, select
 
 from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.load import run_load
-from phase2_queue.jobs import make_queue
 from shared.db import create_db_engine
 from shared.models import Task, TaskStatus
 from tasklab_cli.processes import PHASES, ManagedProcess, start_api, start_worker
 
-DRAIN_PHASE = PHASES[2]
-
 
 @dataclass
 class DrainResult:
-    """One drain: how many tasks, how many workers, and the three times that describe it."""
+    """One drain: which phase, how many tasks, how many workers, and the three times that describe it."""
 
+    phase: int
     workers: int
     tasks: int
     completed: int = 0
@@ -130,33 +130,42 @@ def wait_for_drain(engine: Engine, workers: list[ManagedProcess], result: DrainR
     progress.remove_task(bar)
 
 
-def measure_drain(workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
-    """Enqueue ``drain_tasks`` no-op tasks, then time ``workers`` burst workers completing them."""
-    label = f"drain · {workers} worker{'s' if workers > 1 else ''}"
-    database_url = f"sqlite:///{workdir / f'drain-{workers}w.db'}"
-    env = {**PHASE_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+def queued_jobs(phase_number: int, redis_url: str) -> int:
+    """Jobs waiting in the phase's own queue (each phase names its queue in its ``jobs.py``)."""
+    jobs = importlib.import_module(f"{PHASES[phase_number].package}.jobs")
+    with redis.Redis.from_url(redis_url) as client:
+        return int(jobs.make_queue(client).count)
+
+
+def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
+    """Enqueue ``drain_tasks`` no-op tasks, then time ``workers`` burst workers of the phase completing them."""
+    phase = PHASES[phase_number]
+    label = f"drain · phase {phase_number} · {workers} worker{'s' if workers > 1 else ''}"
+    database_url = f"sqlite:///{workdir / f'drain-p{phase_number}-{workers}w.db'}"
+    # A metrics root of its own (phase 4 on): no drain adopts another drain's files.
+    metrics_dir = workdir / f"metrics-p{phase_number}-{workers}w"
+    env = {**PHASE_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "METRICS_DIR": str(metrics_dir)}
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()  # the benchmark's private server: nothing of anyone else's
 
-    api = start_api(DRAIN_PHASE, env, log_dir=workdir)
+    api = start_api(phase, env, log_dir=workdir)
     try:
         enqueue_tasks(api.base_url, config, progress, label)
     except Exception as exc:
         raise RuntimeError(f"{label}: {exc}\n--- API log ---\n{api.log_tail()}") from exc
     finally:
         api.stop()
-    with redis.Redis.from_url(redis_url) as client:
-        queued = make_queue(client).count
+    queued = queued_jobs(phase_number, redis_url)
     if queued != config.drain_tasks:
         raise RuntimeError(f"{label}: {queued} jobs in the queue, expected {config.drain_tasks}")
 
-    result = DrainResult(workers=workers, tasks=config.drain_tasks)
+    result = DrainResult(phase=phase_number, workers=workers, tasks=config.drain_tasks)
     engine = create_db_engine(database_url)
     launched_at = datetime.now(UTC)
     processes: list[ManagedProcess] = []
     try:
         for index in range(1, workers + 1):
-            processes.append(start_worker(DRAIN_PHASE, env, "--burst", index=index, log_dir=workdir))
+            processes.append(start_worker(phase, env, "--burst", index=index, log_dir=workdir))
         wait_for_drain(engine, processes, result, config, progress, label)
         span = completion_span(engine)
         if span is not None:

@@ -84,11 +84,13 @@ def submit_rows(phase: PhaseSubmitResult) -> list[dict[str, Any]]:
 
 
 def drain_rows(drains: list[DrainResult]) -> list[dict[str, Any]]:
-    base = next((d for d in drains if d.workers == 1), drains[0] if drains else None)
     rows = []
     for drain in drains:
+        same_phase = [d for d in drains if d.phase == drain.phase]
+        base = next((d for d in same_phase if d.workers == 1), same_phase[0])
         rows.append(
             {
+                "phase": drain.phase,
                 "workers": drain.workers,
                 "tasks": drain.tasks,
                 "completed": drain.completed,
@@ -169,6 +171,7 @@ def write_json(report: BenchReport, path: Path) -> None:
             for p in report.submit
         ],
         "drain": drain_rows(report.drain),
+        "monitoring_overhead": monitoring_overhead(report),
         "listing": listing_rows(report.listing),
         "listing_seed_seconds": {result.backend: result.seed_seconds for result in report.listing},
         "stats_query": stats_query_rows(report.stats_query),
@@ -224,14 +227,18 @@ def submit_table(report: BenchReport) -> Table:
 def drain_table(report: BenchReport) -> Table:
     tasks = report.drain[0].tasks if report.drain else 0
     table = Table(
-        title=f"(b) drain · {tasks} no-op tasks queued · N × `phase2_queue.worker --burst` · until all completed in the DB",
+        title=f"(b) drain · {tasks} no-op tasks queued · N × `python -m phaseN_x.worker --burst` · until all completed in the DB",
         title_justify="left",
     )
+    table.add_column("phase", justify="right")
     table.add_column("workers", justify="right")
     for name in ("completed", "wall s", "tasks/s", "× 1 worker", "start-up s", "steady s", "steady tasks/s", "steady × 1 worker"):
         table.add_column(name, justify="right")
-    for row in drain_rows(report.drain):
+    rows = drain_rows(report.drain)
+    for index, row in enumerate(rows):
+        last_of_phase = index + 1 == len(rows) or rows[index + 1]["phase"] != row["phase"]
         table.add_row(
+            str(row["phase"]),
             str(row["workers"]),
             f"{row['completed']}/{row['tasks']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
             _num(row["wall_seconds"], 2),
@@ -241,8 +248,30 @@ def drain_table(report: BenchReport) -> Table:
             _num(row["steady_seconds"], 2),
             _num(row["steady_tasks_per_second"], 1),
             _times(row["steady_x_1_worker"]),
+            end_section=last_of_phase,
         )
     return table
+
+
+#: Issue 6's budget for monitoring: phase 4 may cost at most this much more than phase 3.
+MONITORING_OVERHEAD_BUDGET = 0.10
+
+
+def monitoring_overhead(report: BenchReport) -> dict[str, float]:
+    """Phase 4 against phase 3, measured in the same run: server CPU per POST and drain rates.
+
+    Each value is phase 4's cost relative to phase 3's (0.05 = 5 % more): for CPU, the extra
+    CPU per request; for a drain, the share of phase 3's rate that phase 4 loses.
+    """
+    overhead: dict[str, float] = {}
+    cpu = {phase.phase: phase.result("tasks").server_cpu_ms_per_request for phase in report.submit if phase.problem is None}
+    if 3 in cpu and 4 in cpu:
+        overhead["server CPU per POST /tasks"] = cpu[4] / cpu[3] - 1
+    for workers in sorted({d.workers for d in report.drain}):
+        rates = {d.phase: d.steady_tasks_per_second for d in report.drain if d.workers == workers and d.all_completed}
+        if 3 in rates and 4 in rates:
+            overhead[f"drain rate, {workers} worker(s), steady"] = 1 - rates[4] / rates[3]
+    return overhead
 
 
 def listing_table(report: BenchReport) -> Table:
@@ -316,7 +345,7 @@ def notes(report: BenchReport) -> list[str]:
         "POST /bench/validate: a sync route (thread pool, like POST /tasks) that parses and validates the body as "
         "TaskCreate and returns it: everything POST /tasks does except the database and the queue.",
         "POST /tasks: phase 1 stores the task and runs it in the API process after the 202; "
-        "phase 2 stores it and enqueues an RQ job, no worker running (the queue grows).",
+        "phase 2 on stores it and enqueues an RQ job, no worker running (the queue grows); phase 4 also logs and counts it.",
         "× floor: req/s below 1 is the share of the floor's rate a route keeps; latency above 1 is how many times longer it takes.",
         "Under the concurrent load latency is mostly queueing (latency ≈ concurrency ÷ req/s); "
         "'1 client' columns send one request at a time: the service time.",
@@ -350,6 +379,9 @@ def notes(report: BenchReport) -> list[str]:
         )
     if report.drain:
         lines.append("drain wall = workers launched → last task completed (start-up included); steady = first task started → last completed.")
+    for what, cost in monitoring_overhead(report).items():
+        verdict = "within" if cost <= MONITORING_OVERHEAD_BUDGET else "OVER"
+        lines.append(f"monitoring (phase 4 vs phase 3), {what}: {cost:+.1%} ({verdict} the {MONITORING_OVERHEAD_BUDGET:.0%} budget)")
     return lines
 
 
