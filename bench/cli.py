@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from bench.config import DEFAULTS, QUICK, BenchConfig
 from bench.drain import measure_drain
@@ -31,8 +37,8 @@ from bench.listing import measure_listing
 from bench.machine import load_average, machine_facts
 from bench.report import BenchReport, print_report, write_json
 from bench.stats_query import measure_stats_query
-from phase4_monitoring.stats import parse_window
 from bench.submit import measure_phase
+from shared.monitoring.stats import parse_window
 from shared.redis_server import PrivateRedis
 from tasklab_cli.processes import PHASES
 

@@ -304,7 +304,7 @@ def listing_table(report: BenchReport) -> Table:
 def stats_query_table(report: BenchReport) -> Table:
     rows = report.stats_query[0].rows if report.stats_query else 0
     table = Table(
-        title=f"(d) GET /stats on {rows:,} tasks · phase4_monitoring.stats.collect_stats (SQL + Redis + model), no HTTP · "
+        title=f"(d) GET /stats on {rows:,} tasks · shared.monitoring.stats.collect_stats (SQL + Redis + model), no HTTP · "
         f"{report.config.stats_repeats} runs per window",
         title_justify="left",
     )

@@ -4,12 +4,12 @@ Everything phase 3 promised holds (store first, idempotent submit, retry and can
 new is what an operator sees:
 
 * ``GET /metrics``: Prometheus text, from the files every process of this deployment writes
-  (:mod:`phase4_monitoring.metrics`), plus the queue depth and live workers read from Redis;
+  (:mod:`shared.monitoring.metrics`), plus the queue depth and live workers read from Redis;
 * every request gets a correlation id (``X-Request-ID``), a structured log line and its HTTP
-  metrics (:mod:`phase4_monitoring.middleware`); a task remembers the id of the request that
+  metrics (:mod:`shared.monitoring.middleware`); a task remembers the id of the request that
   created it, and the worker's lines for that task carry it;
-* ``GET /stats`` and ``GET /dashboard`` (:mod:`phase4_monitoring.stats`,
-  :mod:`phase4_monitoring.dashboard`): the same figures for a person.
+* ``GET /stats`` and ``GET /dashboard`` (:mod:`shared.monitoring.stats`,
+  :mod:`shared.monitoring.dashboard`): the same figures for a person.
 """
 
 from __future__ import annotations
@@ -30,15 +30,28 @@ from rq.serializers import JSONSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from phase4_monitoring import dashboard, stats
 from phase4_monitoring.jobs import enqueue_task, make_queue
-from phase4_monitoring.logs import configure_logging, get_logger
-from phase4_monitoring.metrics import CONTENT_TYPE, MetricsDirectories, QueueCollector, TaskMetrics, render, use_directory
-from phase4_monitoring.middleware import RequestMonitoringMiddleware
-from phase4_monitoring.settings import Phase4Settings, load_settings
 from shared import store, transitions
 from shared.models import Task, TaskCreate, TaskRead, TaskStatus
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
+from shared.monitoring import dashboard, stats
+from shared.monitoring.logs import configure_logging, get_logger
+from shared.monitoring.metrics import (
+    CONTENT_TYPE,
+    MetricsDirectories,
+    QueueCollector,
+    TaskMetrics,
+    render,
+    use_directory,
+)
+from shared.monitoring.middleware import RequestMonitoringMiddleware
+from shared.monitoring.settings import MonitoringSettings, load_settings
+from shared.web import (
+    ERROR_RESPONSES,
+    SessionDep,
+    create_base_app,
+    queue_lifespan,
+    readiness_router,
+)
 
 log = get_logger("phase4_monitoring.api")
 
@@ -53,7 +66,7 @@ open_stores = queue_lifespan(load_settings, make_queue)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Phase 3's stores, then logs and metrics: also built at start, so nothing is global at import."""
     async with open_stores(app):
-        settings: Phase4Settings = app.state.settings
+        settings: MonitoringSettings = app.state.settings
         configure_logging(settings.log_level, settings.log_format)
         directories = MetricsDirectories.claim(settings.metrics_root, "api")
         pid = os.getpid()

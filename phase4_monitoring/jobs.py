@@ -2,7 +2,7 @@
 
 The attempt itself is unchanged (:func:`shared.recovery.attempts.run_attempt`: claim, lease,
 handler, retry or dead letter). What phase 4 adds is the listener it runs with,
-:class:`~phase4_monitoring.events.MonitoringEvents`: each transition the attempt makes is
+:class:`~shared.monitoring.events.MonitoringEvents`: each transition the attempt makes is
 counted in the metrics files the worker exports, and logged with the task's context.
 """
 
@@ -16,11 +16,11 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from phase4_monitoring.events import MonitoringEvents
-from phase4_monitoring.metrics import TaskMetrics
-from phase4_monitoring.settings import Phase4Settings, load_settings
 from shared.db import engine_for_this_process
 from shared.models import Task
+from shared.monitoring.events import MonitoringEvents
+from shared.monitoring.metrics import TaskMetrics
+from shared.monitoring.settings import MonitoringSettings, load_settings
 from shared.recovery.attempts import enqueue_attempt, run_attempt
 
 #: Each phase has its own queue names, so several phases can share one Redis safely.
@@ -28,7 +28,7 @@ QUEUE_NAME = "phase4:tasks"
 
 
 @cache
-def worker_settings() -> Phase4Settings:
+def worker_settings() -> MonitoringSettings:
     """This worker's settings, read once per process (before the fork, so horses inherit them)."""
     return load_settings()
 
@@ -39,7 +39,7 @@ def worker_events() -> MonitoringEvents:
 
     The worker builds them before it forks, so every work horse inherits the same objects; a
     horse's first increment then moves them to the horse's own file (see
-    :func:`phase4_monitoring.metrics.worker_identity`).
+    :func:`shared.monitoring.metrics.worker_identity`).
     """
     return MonitoringEvents(TaskMetrics())
 
@@ -49,7 +49,7 @@ def make_queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_task(queue: Queue, task: Task, settings: Phase4Settings) -> Job:
+def enqueue_task(queue: Queue, task: Task, settings: MonitoringSettings) -> Job:
     """Put a task on the queue with its type's time limit and retry budget (the job id is the task id)."""
     return enqueue_attempt(queue, process_task, task, settings)
 

@@ -14,18 +14,23 @@ from pathlib import Path
 from redis import Redis
 from sqlalchemy.engine import Engine
 
-from phase4_monitoring.events import MonitoringEvents
 from phase4_monitoring.jobs import enqueue_task, make_queue
-from phase4_monitoring.logs import configure_logging
-from phase4_monitoring.metrics import MULTIPROC_DIR_ENV, TaskMetrics, unowned_directory, use_directory
-from phase4_monitoring.settings import Phase4Settings, load_settings
+from shared.monitoring.events import MonitoringEvents
+from shared.monitoring.logs import configure_logging
+from shared.monitoring.metrics import (
+    MULTIPROC_DIR_ENV,
+    TaskMetrics,
+    unowned_directory,
+    use_directory,
+)
+from shared.monitoring.settings import MonitoringSettings, load_settings
 from shared.recovery.reconciler import Reconciler, run_reconciler
 from shared.recovery.settings import RecoverySettings
 
 
 def build_reconciler(engine: Engine, connection: Redis, settings: RecoverySettings, name: str) -> Reconciler:
     """A reconciler for the ``phase4:tasks`` queue whose repairs land in the metrics."""
-    assert isinstance(settings, Phase4Settings)
+    assert isinstance(settings, MonitoringSettings)
     inherited = os.environ.get(MULTIPROC_DIR_ENV)
     directory = Path(inherited) if inherited else unowned_directory(settings.metrics_root, "reconciler")
     pid = os.getpid()

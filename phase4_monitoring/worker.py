@@ -5,7 +5,7 @@ Compared with phase 3, the worker
 * serves its own ``/metrics`` on ``--metrics-port`` (prometheus-client's HTTP server, a thread
   that takes no lock a work horse could need: no logging, no database, no Redis);
 * keeps its counts in a metrics directory of its own, which its work horses and its reconciler
-  write into, and which an exporter adopts if this worker dies (:mod:`phase4_monitoring.metrics`);
+  write into, and which an exporter adopts if this worker dies (:mod:`shared.monitoring.metrics`);
 * logs structured JSON lines, RQ's included, and binds the task's context (``task_id``,
   ``task_type``, ``request_id``, ``worker``) from the moment it takes a job.
 """
@@ -26,13 +26,34 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy.engine import Engine
 
-from phase4_monitoring.jobs import QUEUE_NAME, make_queue, worker_events, worker_settings
-from phase4_monitoring.logs import bind_task_context, clear_task_context, configure_logging, get_logger
-from phase4_monitoring.metrics import FilesCollector, MetricsDirectories, use_directory, worker_identity
-from phase4_monitoring.settings import Phase4Settings
+from phase4_monitoring.jobs import (
+    QUEUE_NAME,
+    make_queue,
+    worker_events,
+    worker_settings,
+)
 from shared.db import engine_for_this_process
+from shared.monitoring.logs import (
+    bind_task_context,
+    clear_task_context,
+    configure_logging,
+    get_logger,
+)
+from shared.monitoring.metrics import (
+    FilesCollector,
+    MetricsDirectories,
+    use_directory,
+    worker_identity,
+)
+from shared.monitoring.settings import MonitoringSettings
 from shared.recovery.events import TaskEvents
-from shared.recovery.worker import TaskWorker, crashed_attempt_handler, run_worker_loop, start_reconciler, warm_engine
+from shared.recovery.worker import (
+    TaskWorker,
+    crashed_attempt_handler,
+    run_worker_loop,
+    start_reconciler,
+    warm_engine,
+)
 
 log = get_logger("phase4_monitoring.worker")
 
@@ -65,7 +86,7 @@ class DropRQDequeueLine(logging.Filter):
         return record.msg != RQ_DEQUEUE_MESSAGE
 
 
-def build_worker(connection: Redis, engine: Engine, settings: Phase4Settings, name: str, events: TaskEvents) -> MonitoredWorker:
+def build_worker(connection: Redis, engine: Engine, settings: MonitoringSettings, name: str, events: TaskEvents) -> MonitoredWorker:
     worker = MonitoredWorker(
         [make_queue(connection)],
         connection=connection,

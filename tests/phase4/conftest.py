@@ -15,7 +15,13 @@ import redis
 from sqlalchemy.engine import Engine
 
 from shared.redis_server import free_port
-from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_api, start_worker
+from tasklab_cli.processes import (
+    PHASES,
+    ApiProcess,
+    ManagedProcess,
+    start_api,
+    start_worker,
+)
 from tasklab_cli.prometheus import PrivatePrometheus, find_binary
 from tests.phase3.conftest import FAST_RECOVERY
 

@@ -20,7 +20,12 @@ from sqlalchemy.engine import Engine
 from tasklab_cli.processes import ApiProcess, start_api
 from tasklab_cli.prometheus import find_binary
 from tests.phase3.conftest import crash
-from tests.phase4.conftest import PHASE4, MonitoredWorker, WorkerFactory, start_prometheus
+from tests.phase4.conftest import (
+    PHASE4,
+    MonitoredWorker,
+    WorkerFactory,
+    start_prometheus,
+)
 from tests.support import submit, wait_for, wait_for_status
 
 #: About half a second of CPU each: long enough that a worker is killed in the middle of some.
@@ -250,7 +255,7 @@ CONTRACT = {
 
 
 def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels() -> None:
-    from phase4_monitoring.metrics import reference_table
+    from shared.monitoring.metrics import reference_table
 
     rows = {cells[1].strip("` "): (cells[2].strip(), cells[3].strip()) for cells in (row.split("|") for row in reference_table().splitlines()[2:])}
 

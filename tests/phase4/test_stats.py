@@ -24,8 +24,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from phase4_monitoring.stats import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS, THROUGHPUT_MINUTES
 from shared.models import Task, TaskStatus, utc_now
+from shared.monitoring.stats import (
+    MAX_WINDOW_SECONDS,
+    MIN_WINDOW_SECONDS,
+    THROUGHPUT_MINUTES,
+)
 from shared.redis_server import free_port
 from shared.tasks import CATALOG, TaskType
 from tasklab_cli.processes import start_api

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from phase4_monitoring.logs import bind_task_context, get_logger
-from phase4_monitoring.metrics import TaskMetrics
 from shared.models import Task, TaskStatus, utc_now
+from shared.monitoring.logs import bind_task_context, get_logger
+from shared.monitoring.metrics import TaskMetrics
 from shared.recovery.events import TaskEvents
 from shared.transitions import TERMINAL_STATUSES
 
-log = get_logger("phase4_monitoring.events")
+log = get_logger("shared.monitoring.events")
 
 
 class MonitoringEvents(TaskEvents):

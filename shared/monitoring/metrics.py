@@ -143,14 +143,14 @@ class TaskMetrics:
 # Where the values live
 
 
-def default_metrics_root(database_url: str, redis_url: str | None, phase: str) -> Path:
+def default_metrics_root(database_url: str, redis_url: str | None) -> Path:
     """The metrics root when ``METRICS_DIR`` is unset: one per deployment, found by every process.
 
     The API and the workers of one deployment share a database and a Redis, so a digest of the
     two names the same directory in all of them, and a different one for another deployment.
     """
     digest = hashlib.sha256(f"{database_url}|{redis_url}".encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "tasklab-metrics" / f"{phase}-{digest}"
+    return Path(tempfile.gettempdir()) / "tasklab-metrics" / digest
 
 
 def use_directory(directory: Path, process_identity: Callable[[], str]) -> None:

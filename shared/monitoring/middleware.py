@@ -19,12 +19,12 @@ import time
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from phase4_monitoring.logs import get_logger, new_request_id, valid_request_id
-from phase4_monitoring.metrics import UNMATCHED_ROUTE, TaskMetrics
+from shared.monitoring.logs import get_logger, new_request_id, valid_request_id
+from shared.monitoring.metrics import UNMATCHED_ROUTE, TaskMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 
-log = get_logger("phase4_monitoring.http")
+log = get_logger("shared.monitoring.http")
 
 
 class RequestMonitoringMiddleware:

@@ -1,4 +1,4 @@
-"""Phase 4 settings: phase 3's (retries, leases, reconciler), plus where metrics and logs go.
+"""Monitoring settings (phase 4 on): the recovery settings, plus where metrics and logs go.
 
 | variable                 | default  | meaning                                                      |
 |--------------------------|----------|--------------------------------------------------------------|
@@ -18,14 +18,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from phase4_monitoring.logs import LogFormat
-from phase4_monitoring.metrics import default_metrics_root
+from shared.monitoring.logs import LogFormat
+from shared.monitoring.metrics import default_metrics_root
 from shared.recovery.settings import RecoverySettings
 
-PHASE = "phase4"
 
-
-class Phase4Settings(RecoverySettings):
+class MonitoringSettings(RecoverySettings):
     """The recovery settings plus metrics and logs."""
 
     metrics_dir: Path | None = Field(default=None, description="Root of this deployment's metrics files (one per deployment).")
@@ -39,9 +37,9 @@ class Phase4Settings(RecoverySettings):
     @property
     def metrics_root(self) -> Path:
         """Where the API and the workers of this deployment keep their metrics files."""
-        return self.metrics_dir or default_metrics_root(self.database_url, self.redis_url, PHASE)
+        return self.metrics_dir or default_metrics_root(self.database_url, self.redis_url)
 
 
-def load_settings(**overrides: object) -> Phase4Settings:
+def load_settings(**overrides: object) -> MonitoringSettings:
     """Read the environment now (not at import) and apply explicit overrides on top."""
-    return Phase4Settings(**overrides)  # type: ignore[arg-type]
+    return MonitoringSettings(**overrides)  # type: ignore[arg-type]
