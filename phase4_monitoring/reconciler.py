@@ -40,7 +40,7 @@ def build_reconciler(engine: Engine, connection: Redis, settings: RecoverySettin
         engine,
         connection,
         settings,
-        queue=queue,
+        queues=[queue],
         enqueue=lambda task: enqueue_task(queue, task, settings),
         events=MonitoringEvents(TaskMetrics()),
         name=name,

@@ -94,7 +94,7 @@ class Reconciler:
         connection: Redis,
         settings: RecoverySettings,
         *,
-        queue: Queue,
+        queues: Sequence[Queue],
         enqueue: Enqueue,
         events: TaskEvents = NO_EVENTS,
         name: str = "reconciler",
@@ -103,13 +103,14 @@ class Reconciler:
         self.engine = engine
         self.connection = connection
         self.settings = settings
-        self.queue = queue
+        self.queues = list(queues)
         self.enqueue = enqueue
         self.events = events
         self.name = name
         self.clock = clock
-        #: One lock per queue, so phases sharing a Redis each keep their own reconciler.
-        self.lock_key = f"{queue.name}:reconciler:lock"
+        #: One lock per phase (its queues share the prefix before the colon, ``phase5:p1`` …),
+        #: so phases sharing a Redis each keep their own reconciler.
+        self.lock_key = f"{self.queues[0].name.split(':')[0]}:reconciler:lock"
         # (task id, status) → when this reconciler first saw it unbacked. Kept in memory:
         # after a restart the grace simply starts again.
         self._unbacked_since: dict[tuple[uuid.UUID, str], float] = {}
@@ -196,12 +197,14 @@ class Reconciler:
         job_ids = [str(task_id) for task_id in task_ids]
         statuses = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
-            statuses.hget(Job.key_for(job_id), "status")
-        status_of = {job_id: raw.decode() if raw else None for job_id, raw in zip(job_ids, statuses.execute(), strict=True)}
+            statuses.hmget(Job.key_for(job_id), "status", "origin")
+        fields = dict(zip(job_ids, statuses.execute(), strict=True))
+        status_of = {job_id: raw.decode() if raw else None for job_id, (raw, _) in fields.items()}
         queued = [job_id for job_id in job_ids if status_of[job_id] == JobStatus.QUEUED.value]
         positions = self.connection.pipeline(transaction=False)
         for job_id in queued:
-            positions.lpos(self.queue.key, job_id)
+            origin = fields[job_id][1]  # the queue the job waits in (a phase may have several)
+            positions.lpos(f"{Queue.redis_queue_namespace_prefix}{origin.decode() if origin else ''}", job_id)
         in_list = {job_id for job_id, position in zip(queued, positions.execute(), strict=True) if position is not None}
         return {
             uuid.UUID(job_id): job_id in in_list or status_of[job_id] in WAITING_JOB_STATES - {JobStatus.QUEUED.value}
@@ -255,10 +258,11 @@ class Reconciler:
         it outlives its execution's data by a minute, and RQ 3.0 then fails the next run of the
         job while cleaning up after it ("Execution … not found in Redis").
         """
-        started = StartedJobRegistry(queue=self.queue)
-        for entry_job_id, execution_id in started.get_job_and_execution_ids(cleanup=False):
-            if entry_job_id == job_id:
-                self.connection.zrem(started.key, f"{entry_job_id}:{execution_id}")
+        for queue in self.queues:
+            started = StartedJobRegistry(queue=queue)
+            for entry_job_id, execution_id in started.get_job_and_execution_ids(cleanup=False):
+                if entry_job_id == job_id:
+                    self.connection.zrem(started.key, f"{entry_job_id}:{execution_id}")
         self.connection.delete(ExecutionRegistry(job_id, connection=self.connection).key)
 
     def promote_overdue_retries(self) -> list[str]:
@@ -268,13 +272,14 @@ class Reconciler:
         60 s. Only jobs it has clearly missed are touched; ``requeue`` removes the entry with a
         ZREM that only one caller can win, so the scheduler and we never both enqueue a job.
         """
-        registry = ScheduledJobRegistry(queue=self.queue)
         promoted = []
-        for job_id in registry.get_jobs_to_schedule(int(time.time() - self.settings.reconcile_grace_seconds)):
-            with suppress(InvalidJobOperation, NoSuchJobError):  # the scheduler got there first
-                registry.requeue(job_id)
-                promoted.append(job_id)
-                self.events.task_repaired(uuid.UUID(job_id), "promoted")
+        for queue in self.queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_jobs_to_schedule(int(time.time() - self.settings.reconcile_grace_seconds)):
+                with suppress(InvalidJobOperation, NoSuchJobError):  # the scheduler got there first
+                    registry.requeue(job_id)
+                    promoted.append(job_id)
+                    self.events.task_repaired(uuid.UUID(job_id), "promoted")
         return promoted
 
 
