@@ -13,7 +13,6 @@ Compared with phase 3, the worker
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import uuid
@@ -33,12 +32,7 @@ from phase4_monitoring.jobs import (
     worker_settings,
 )
 from shared.db import engine_for_this_process
-from shared.monitoring.logs import (
-    bind_task_context,
-    clear_task_context,
-    configure_logging,
-    get_logger,
-)
+from shared.monitoring.logs import bind_task_context, clear_task_context, configure_logging, get_logger, replace_rq_dequeue_line
 from shared.monitoring.metrics import (
     FilesCollector,
     MetricsDirectories,
@@ -56,10 +50,6 @@ from shared.recovery.worker import (
 )
 
 log = get_logger("phase4_monitoring.worker")
-
-#: RQ's own "Worker w: queue: job-id" line when it dequeues a job. It carries no task fields, so
-#: the worker drops it and logs "task dequeued" with the task's context instead.
-RQ_DEQUEUE_MESSAGE = "Worker %s: %s: %s"
 
 
 class MonitoredWorker(TaskWorker):
@@ -81,9 +71,6 @@ class MonitoredWorker(TaskWorker):
             clear_task_context()
 
 
-class DropRQDequeueLine(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != RQ_DEQUEUE_MESSAGE
 
 
 def build_worker(connection: Redis, engine: Engine, settings: MonitoringSettings, name: str, events: TaskEvents) -> MonitoredWorker:
@@ -97,7 +84,7 @@ def build_worker(connection: Redis, engine: Engine, settings: MonitoringSettings
         job_monitoring_interval=settings.rq_job_monitoring_interval_seconds,
         work_horse_killed_handler=crashed_attempt_handler(engine, events),
     )
-    worker.log_job_description = False  # its dequeue line is then RQ_DEQUEUE_MESSAGE, which we replace
+    worker.log_job_description = False  # its dequeue line is then the one replace_rq_dequeue_line() drops
     worker.max_connection_wait_time = settings.redis_reconnect_max_seconds  # RQ waits up to 60 s
     return worker
 
@@ -131,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("REDIS_URL is not set. Start one (python -m shared.redis_server) or use `make run PHASE=4`.", file=sys.stderr)
         return 2
     configure_logging(args.log_level, settings.log_format)
-    logging.getLogger("rq.worker").addFilter(DropRQDequeueLine())
+    replace_rq_dequeue_line()
 
     # The metrics directory first, the metric objects second: values created before
     # use_directory() would live in this process's memory and die with it.

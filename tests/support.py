@@ -64,3 +64,31 @@ def wait_for_status(client: httpx.Client, task_id: str, statuses: Iterable[str] 
 EXPECTED_RESULTS: dict[str, tuple[dict[str, Any], Any]] = {
     task_type.value: (definition.example, definition.example_result) for task_type, definition in CATALOG.items()
 }
+
+
+# Prometheus' text format, read like a scraper would (phases 4 on)
+
+
+def scrape(url: str) -> str:
+    """The text of a ``/metrics`` endpoint, once it answers."""
+
+    def fetch() -> httpx.Response | None:
+        try:
+            response = httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            return None
+        return response if response.status_code == 200 else None
+
+    return wait_for(fetch, timeout=20, message=f"{url} to answer").text
+
+
+def sample(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if all(f'{key}="{val}"' in head for key, val in labels.items()):
+            total += float(value)
+    return total

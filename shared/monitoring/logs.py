@@ -31,6 +31,11 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 #: Loggers that configure their own handlers; we take them over so their lines share our format.
 LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "rq", "rq.worker", "rq.scheduler")
 
+#: RQ's own "Worker w: queue: job-id" line when it dequeues a job (with ``log_job_description``
+#: off). It carries no task fields, so workers drop it and log "task dequeued" with the task's
+#: context instead.
+RQ_DEQUEUE_MESSAGE = "Worker %s: %s: %s"
+
 #: The context keys a task's log lines carry (bound in the worker, cleared after the task).
 TASK_CONTEXT_KEYS = ("task_id", "task_type", "attempt", "worker", "request_id")
 
@@ -88,6 +93,18 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
     # The API's middleware logs every request with its route, status, duration and request id;
     # uvicorn's access line would say the same thing twice, with less.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class DropRQDequeueLine(logging.Filter):
+    """Drops RQ's dequeue line; the worker logs one with the task's whole context instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != RQ_DEQUEUE_MESSAGE
+
+
+def replace_rq_dequeue_line() -> None:
+    """Install :class:`DropRQDequeueLine` on RQ's worker logger (a worker sets ``log_job_description = False``)."""
+    logging.getLogger("rq.worker").addFilter(DropRQDequeueLine())
 
 
 def bind_task_context(**context: object) -> None:

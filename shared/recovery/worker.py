@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from resource import struct_rusage
 from types import FrameType
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 from rq import Worker
@@ -113,23 +114,34 @@ def start_reconciler(module: str, name: str, log_level: str) -> subprocess.Popen
     return subprocess.Popen(command)
 
 
+class StoppableWorker(Protocol):
+    """What :func:`run_worker_loop` needs of an RQ worker: forking (phases 3, 4) or not (phase 5)."""
+
+    stop_requested: bool
+
+    def work(self, burst: bool = ..., logging_level: str | None = ..., *args: Any, **kwargs: Any) -> bool: ...
+
+    def register_death(self) -> None: ...
+
+
 def run_worker_loop(
-    build_worker: Callable[[], TaskWorker],
+    build_worker: Callable[[], StoppableWorker],
     *,
     name: str,
     burst: bool,
     log_level: str,
     reconnect_seconds: float,
+    with_scheduler: bool = True,
 ) -> int:
     """Run RQ's work loop, and start it again whenever it ends for any reason but a stop request.
 
     Returns the process exit code: 0 after a stop request or a burst, 1 when the name is taken.
     """
     while True:
-        worker: TaskWorker | None = None
+        worker: StoppableWorker | None = None
         try:
             worker = build_worker()  # talks to Redis already
-            worker.work(burst=burst, logging_level=log_level, with_scheduler=True)
+            worker.work(burst=burst, logging_level=log_level, with_scheduler=with_scheduler)
         except RedisError as exc:
             log.warning("worker loop stopped: %s: %s", type(exc).__name__, exc)
         except ValueError as exc:  # RQ: "There exists an active worker named …"
@@ -151,7 +163,7 @@ def exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def forget_registration(worker: Worker) -> None:
+def forget_registration(worker: StoppableWorker) -> None:
     """Mark the old loop's worker dead in Redis, so the new loop may register the same name."""
     try:
         worker.register_death()

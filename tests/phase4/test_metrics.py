@@ -26,35 +26,10 @@ from tests.phase4.conftest import (
     WorkerFactory,
     start_prometheus,
 )
-from tests.support import submit, wait_for, wait_for_status
+from tests.support import sample, scrape, submit, wait_for, wait_for_status
 
 #: About half a second of CPU each: long enough that a worker is killed in the middle of some.
 SLOW = ("compute", {"n": 15_000_000})
-
-
-def scrape(url: str) -> str:
-    """The text of a ``/metrics`` endpoint, once it answers."""
-
-    def fetch() -> httpx.Response | None:
-        try:
-            response = httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            return None
-        return response if response.status_code == 200 else None
-
-    return wait_for(fetch, timeout=20, message=f"{url} to answer").text
-
-
-def sample(metrics_text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in metrics_text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, value = line.rsplit(" ", 1)
-        if all(f'{key}="{val}"' in head for key, val in labels.items()):
-            total += float(value)
-    return total
 
 
 def completed_rows(engine: Engine) -> int:
