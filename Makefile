@@ -1,7 +1,8 @@
 # tasklab — every command a reader needs. Targets create and use .venv themselves,
 # so a fresh clone needs nothing but Python 3.11+.
 #
-#   make demo            the phase 2 system end to end: Redis, API, worker, a batch of tasks
+#   make demo            phase 5 end to end: Redis, the API, a 3-process pool, 500 tasks of random
+#                        priorities, live per level and per process (PHASE=2..4: that phase's demo)
 #   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set);
 #                        installs Debian's prometheus and chromium first if they are missing
 #   make run PHASE=2     one phase's API (and WORKERS=1 workers) on PORT=8000; Ctrl-C stops all
@@ -36,7 +37,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m tasklab_cli.demo
+	@if [ "$(origin PHASE)" = "command line" ] && [ "$(PHASE)" != 5 ]; then \
+	  $(PY) -m tasklab_cli.demo --phase $(PHASE); \
+	else \
+	  $(PY) -m phase5_scaling.demo --tasks 500 --workers 3; \
+	fi
 
 system-deps:
 	@missing=""; for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing="$$missing $$command"; done; \

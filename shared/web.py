@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -65,13 +65,31 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 tasks_router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
+class TaskCache(Protocol):
+    """A read-through cache a phase may put in front of ``GET /tasks/{id}`` (phase 5 does).
+
+    It must never answer with a task older than the database's, and must fail quietly (a miss)
+    when its store is down: the database stays the truth.
+    """
+
+    def get(self, task_id: uuid.UUID) -> TaskRead | None: ...
+
+    def remember(self, task: TaskRead) -> None: ...
+
+
 @tasks_router.get("/{task_id}", response_model=TaskRead, responses={404: ERROR_RESPONSES[404]})
-def read_task(task_id: uuid.UUID, session: SessionDep) -> TaskRead:
+def read_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> TaskRead:
     """Return one task, with its status, progress and result."""
+    cache: TaskCache | None = getattr(request.app.state, "task_cache", None)
+    if cache is not None and (cached := cache.get(task_id)) is not None:
+        return cached
     task = store.get_task(session, task_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"task {task_id} not found")
-    return TaskRead.model_validate(task)
+    found = TaskRead.model_validate(task)
+    if cache is not None:
+        cache.remember(found)
+    return found
 
 
 @tasks_router.get("", response_model=TaskPage)

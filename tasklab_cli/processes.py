@@ -33,6 +33,8 @@ class Phase:
     has_worker: bool
     #: From phase 4 on: workers serve ``/metrics`` on ``--metrics-port``, the API serves the dashboard.
     has_metrics: bool = False
+    #: From phase 5 on: one worker command supervises a pool (``--processes N``).
+    has_pool: bool = False
 
     @property
     def api_target(self) -> str:
@@ -48,6 +50,7 @@ PHASES: dict[int, Phase] = {
     2: Phase(2, "phase2_queue", has_worker=True),
     3: Phase(3, "phase3_retry", has_worker=True),
     4: Phase(4, "phase4_monitoring", has_worker=True, has_metrics=True),
+    5: Phase(5, "phase5_scaling", has_worker=True, has_metrics=True, has_pool=True),
 }
 
 

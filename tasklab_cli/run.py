@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: a private redis-server), TASK_TIME_SCALE (default 1). See shared/settings.py.",
     )
     parser.add_argument("--phase", required=True, choices=[str(n) for n in sorted(PHASES)], help="which phase to run")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes to start (phases with a worker; default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes to start (phases with a worker; phase 5: one pool of that many; default 1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"API port on 127.0.0.1 (default {DEFAULT_PORT})")
     return parser.parse_args(argv)
 

@@ -64,11 +64,13 @@ class PhaseStack:
             self.redis_url = self.private_redis.url
         elif self.phase.has_worker:
             self.redis_url = self.redis_url or os.environ["REDIS_URL"]
-        for index in range(1, self.workers + 1 if self.phase.has_worker else 1):
-            args: list[str] = []
+        # A pool phase runs one supervisor of `workers` processes; earlier phases one process each.
+        commands = (1 if self.phase.has_pool else self.workers) if self.phase.has_worker else 0
+        for index in range(1, commands + 1):
+            args: list[str] = ["--processes", str(self.workers)] if self.phase.has_pool else []
             if self.phase.has_metrics:
                 self.metrics_ports.append(free_port())
-                args = ["--metrics-port", str(self.metrics_ports[-1])]
+                args += ["--metrics-port", str(self.metrics_ports[-1])]
             worker = start_worker(self.phase, self.env, *args, index=index, quiet=self.quiet, log_dir=self.log_dir)
             self._exit.callback(worker.stop)
             self.worker_processes.append(worker)

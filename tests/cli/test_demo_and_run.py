@@ -82,3 +82,20 @@ def test_run_phase_4_prints_the_dashboard_and_every_metrics_endpoint(tmp_path: P
         launcher.send_signal(signal.SIGTERM)
         launcher.communicate(timeout=30)
     assert launcher.returncode == 0
+
+
+def test_phase_5_demo_runs_500_tasks_on_3_processes_and_higher_levels_wait_less(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "METRICS_DIR")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "phase5_scaling.demo", "--tasks", "500", "--workers", "3"],
+        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every task completed" in result.stdout
+    mean_waits = {int(m[0]): float(m[1]) for m in re.findall(r"│\s+(\d) │\s+\d+ │\s+\d+ │\s+([\d.]+) s │", result.stdout)}
+    assert sorted(mean_waits) == [1, 2, 3, 4, 5]
+    assert mean_waits[5] < mean_waits[1]
+    shares = re.search(r"tasks per pool process: (.*)", result.stdout)
+    assert shares is not None and len(shares.group(1).split(",")) == 3
