@@ -41,9 +41,9 @@ from types import FrameType
 
 from redis import Redis
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.executions import ExecutionRegistry
-from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy.engine import Engine
