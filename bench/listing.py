@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event, func, text
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bench.config import BenchConfig
-from bench.task_table import seed_tasks
+from bench.task_table import scratch_engine, seed_tasks
 from shared import store
-from shared.db import create_db_engine
 from shared.models import Task, TaskStatus
 from shared.tasks import TaskType
 
@@ -120,36 +118,11 @@ class ListingResult:
         return all(t.within_budget for t in self.timings if t.query.served)
 
 
-@contextmanager
-def bench_engine(backend: str, config: BenchConfig, workdir: Path) -> Iterator[Engine]:
+def bench_engine(backend: str, config: BenchConfig, workdir: Path) -> AbstractContextManager[Engine]:
     """The application's engine for ``backend``, on a database that belongs to the benchmark."""
-    if backend == "sqlite":
-        engine = create_db_engine(f"sqlite:///{workdir / 'listing.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    assert config.list_postgres_url is not None
-    engine = create_db_engine(config.list_postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {BENCH_SCHEMA}"))
-
-    # Every connection of this engine resolves "task" to the benchmark's schema, never public.
-    @event.listens_for(engine, "connect")
-    def _use_bench_schema(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET search_path TO {BENCH_SCHEMA}")
-        dbapi_connection.commit()
-
-    engine.dispose()  # drop the connection opened before the listener existed
-    try:
-        yield engine
-    finally:
-        if not config.keep:
-            with engine.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA {BENCH_SCHEMA} CASCADE"))
-        engine.dispose()
+    return scratch_engine(
+        backend, sqlite_path=workdir / "listing.db", postgres_url=config.list_postgres_url, schema=BENCH_SCHEMA, keep=config.keep
+    )
 
 
 def position_cursor(session: Session, query: ListQuery, depth: int) -> store.PageCursor | None:

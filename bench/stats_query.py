@@ -23,23 +23,21 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
-from sqlalchemy import event, func, text
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bench.config import BenchConfig
-from bench.task_table import seed_tasks
-from shared.db import create_db_engine
+from bench.task_table import scratch_engine, seed_tasks
 from shared.models import Task
 from shared.monitoring.stats import collect_stats, parse_window
 
@@ -92,36 +90,11 @@ class StatsQueryResult:
     timings: list[WindowTiming] = field(default_factory=list)
 
 
-@contextmanager
-def stats_engine(backend: str, config: BenchConfig, workdir: Path) -> Iterator[Engine]:
+def stats_engine(backend: str, config: BenchConfig, workdir: Path) -> AbstractContextManager[Engine]:
     """The application's engine for ``backend``, on a database that belongs to the benchmark."""
-    if backend == "sqlite":
-        engine = create_db_engine(f"sqlite:///{workdir / 'stats.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    assert config.stats_postgres_url is not None
-    engine = create_db_engine(config.stats_postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {BENCH_SCHEMA}"))
-
-    # Every connection of this engine resolves "task" to the benchmark's schema, never public.
-    @event.listens_for(engine, "connect")
-    def _use_bench_schema(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET search_path TO {BENCH_SCHEMA}")
-        dbapi_connection.commit()
-
-    engine.dispose()  # drop the connection opened before the listener existed
-    try:
-        yield engine
-    finally:
-        if not config.keep:
-            with engine.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA {BENCH_SCHEMA} CASCADE"))
-        engine.dispose()
+    return scratch_engine(
+        backend, sqlite_path=workdir / "stats.db", postgres_url=config.stats_postgres_url, schema=BENCH_SCHEMA, keep=config.keep
+    )
 
 
 def end_of_history(engine: Engine) -> datetime:

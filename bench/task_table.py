@@ -17,14 +17,16 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
-from shared.db import init_db
+from shared.db import create_db_engine, init_db
 from shared.models import Task, TaskStatus
 from shared.tasks import TaskType
 
@@ -158,3 +160,39 @@ def seed_tasks(engine: Engine, count: int, *, rng_seed: int = RANDOM_SEED) -> No
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE task"))
 
+
+@contextmanager
+def scratch_engine(backend: str, *, sqlite_path: Path, postgres_url: str | None, schema: str, keep: bool) -> Iterator[Engine]:
+    """The application's engine on a database that belongs to one benchmark, removed after it.
+
+    SQLite: a fresh file. PostgreSQL: a schema of its own on the given server (never ``public``),
+    dropped at the end unless ``keep``.
+    """
+    if backend == "sqlite":
+        engine = create_db_engine(f"sqlite:///{sqlite_path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    if postgres_url is None:
+        raise ValueError("a PostgreSQL run needs a server URL")
+    engine = create_db_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+
+    # Every connection of this engine resolves "task" to the benchmark's schema, never public.
+    @event.listens_for(engine, "connect")
+    def _use_bench_schema(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET search_path TO {schema}")
+        dbapi_connection.commit()
+
+    engine.dispose()  # drop the connection opened before the listener existed
+    try:
+        yield engine
+    finally:
+        if not keep:
+            with engine.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
