@@ -17,8 +17,6 @@ import os
 import sys
 import uuid
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.registry import Collector
 from redis import Redis
 from rq import Queue
 from rq.job import Job
@@ -32,13 +30,8 @@ from phase4_monitoring.jobs import (
     worker_settings,
 )
 from shared.db import engine_for_this_process
-from shared.monitoring.logs import bind_task_context, clear_task_context, configure_logging, get_logger, replace_rq_dequeue_line
-from shared.monitoring.metrics import (
-    FilesCollector,
-    MetricsDirectories,
-    use_directory,
-    worker_identity,
-)
+from shared.monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
+from shared.monitoring.metrics import MetricsDirectories, serve_in_thread, use_directory, worker_identity
 from shared.monitoring.settings import MonitoringSettings
 from shared.recovery.events import TaskEvents
 from shared.recovery.worker import (
@@ -58,17 +51,8 @@ class MonitoredWorker(TaskWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         # Bound in the parent before the fork, so the horse inherits it, and the crash handler's
         # lines (which run here, after the horse died) carry it too.
-        bind_task_context(
-            task_id=job.id,
-            task_type=job.meta.get("task_type"),
-            request_id=job.meta.get("request_id"),
-            worker=self.name,
-        )
-        try:
-            log.info("task dequeued", queue=queue.name)
+        with job_log_context(job, self.name, queue.name):
             super().execute_job(job, queue)
-        finally:
-            clear_task_context()
 
 
 
@@ -87,14 +71,6 @@ def build_worker(connection: Redis, engine: Engine, settings: MonitoringSettings
     worker.log_job_description = False  # its dequeue line is then the one replace_rq_dequeue_line() drops
     worker.max_connection_wait_time = settings.redis_reconnect_max_seconds  # RQ waits up to 60 s
     return worker
-
-
-def serve_metrics(directories: MetricsDirectories, host: str, port: int) -> None:
-    """Serve this worker's metrics (and any orphans it adopts) from a daemon thread."""
-    registry = CollectorRegistry(auto_describe=False)
-    collector: Collector = FilesCollector(directories)
-    registry.register(collector)
-    start_http_server(port, addr=host, registry=registry)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -127,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     events = worker_events()
     events.metrics.initialize_series()
     if args.metrics_port is not None:
-        serve_metrics(directories, settings.metrics_host, args.metrics_port)
+        serve_in_thread(directories, settings.metrics_host, args.metrics_port)
 
     engine = engine_for_this_process(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     warm_engine(engine)

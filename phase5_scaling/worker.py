@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
@@ -61,8 +59,8 @@ from phase5_scaling.settings import Phase5Settings
 from shared import transitions
 from shared.db import create_db_engine, engine_for_this_process, init_db
 from shared.models import Task, TaskStatus
-from shared.monitoring.logs import bind_task_context, clear_task_context, configure_logging, get_logger, replace_rq_dequeue_line
-from shared.monitoring.metrics import MULTIPROC_DIR_ENV, FilesCollector, MetricsDirectories, use_directory
+from shared.monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
+from shared.monitoring.metrics import MULTIPROC_DIR_ENV, MetricsDirectories, serve_in_thread, use_directory
 from shared.recovery.events import TaskEvents
 from shared.recovery.worker import run_worker_loop, warm_engine
 
@@ -103,19 +101,10 @@ class PoolWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        bind_task_context(
-            task_id=job.id,
-            task_type=job.meta.get("task_type"),
-            request_id=job.meta.get("request_id"),
-            worker=self.name,
-        )
-        try:
-            log.info("task dequeued", queue=queue.name)
+        # Same process for every job: the context is cleared after each, so the next job's lines
+        # (and RQ's lines between jobs) never carry this task's id.
+        with job_log_context(job, self.name, queue.name):
             super().execute_job(job, queue)
-        finally:
-            # Same process for every job: without this the next job's lines (and RQ's lines
-            # between jobs) would carry this task's id.
-            clear_task_context()
 
 
 
@@ -507,14 +496,6 @@ def start_thread(name: str, target: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def serve_metrics(directories: MetricsDirectories, host: str, port: int) -> None:
-    """Serve the pool's metrics (the files of every pool process, and adopted orphans) from a thread."""
-    registry = CollectorRegistry(auto_describe=False)
-    collector: Collector = FilesCollector(directories)
-    registry.register(collector)
-    start_http_server(port, addr=host, registry=registry)
-
-
 def supervisor_identity() -> str:
     """The supervisor's own metrics files: the repairs it makes when a pool process dies."""
     return f"supervisor-{os.getpid()}"
@@ -542,7 +523,7 @@ def run_supervisor(args: argparse.Namespace, settings: Phase5Settings) -> int:
     events = worker_events()
     events.metrics.initialize_series()  # every series at 0 from the first scrape
     if args.metrics_port is not None:
-        serve_metrics(directories, settings.metrics_host, args.metrics_port)
+        serve_in_thread(directories, settings.metrics_host, args.metrics_port)
 
     engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     init_db(engine)  # the table exists before the reconciler's first pass and the first job

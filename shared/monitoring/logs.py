@@ -18,6 +18,8 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import structlog
@@ -114,6 +116,22 @@ def bind_task_context(**context: object) -> None:
 
 def clear_task_context() -> None:
     structlog.contextvars.unbind_contextvars(*TASK_CONTEXT_KEYS)
+
+
+@contextmanager
+def job_log_context(job: Any, worker: str, queue: str) -> Iterator[None]:
+    """Every line logged while a worker handles ``job`` names its task, RQ's lines included.
+
+    The task's type and request id come from the job's ``meta`` (copied there at enqueue time),
+    so they are known before the row is read. Cleared afterwards: a worker that runs many jobs
+    in one process must not lend one task's id to the next job's lines.
+    """
+    bind_task_context(task_id=job.id, task_type=job.meta.get("task_type"), request_id=job.meta.get("request_id"), worker=worker)
+    try:
+        get_logger("shared.monitoring.worker").info("task dequeued", queue=queue)
+        yield
+    finally:
+        clear_task_context()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

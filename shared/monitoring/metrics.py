@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import prometheus_client.values
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -276,6 +276,18 @@ class QueueCollector(Collector):
             depth.add_metric([name], count)
         yield depth
         yield GaugeMetricFamily(WORKERS_ALIVE[0], WORKERS_ALIVE[1], value=len(workers))
+
+
+def serve_in_thread(directories: MetricsDirectories, host: str, port: int) -> None:
+    """Serve ``/metrics`` of these directories (and every orphan they adopt) from a daemon thread.
+
+    A worker's exporter. The thread reads files and takes ``flock`` locks, nothing else: no
+    logging, no database, no Redis, so a work horse forked while it runs inherits no lock held
+    by it (phase 4 forks a horse per job).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FilesCollector(directories))
+    start_http_server(port, addr=host, registry=registry)
 
 
 def render(directories: MetricsDirectories, *extra: Collector) -> bytes:
