@@ -213,9 +213,10 @@ def cancel_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> Ta
     if not transitions.mark_cancelled(session, task_id):
         session.refresh(task)
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"task {task_id} is {task.status}: it has ended already")
-    session.refresh(task)
-    # Cancelling is a final status reached here, in the API: this is where it is counted.
+    # Cancelling is a final status reached here, in the API: it is counted here, the moment the
+    # compare-and-set has committed (the task's type cannot have changed since it was read).
     request.app.state.metrics.finished.labels(task.task_type, TaskStatus.CANCELLED.value).inc()
+    session.refresh(task)
     log.info("task cancelled", task_id=str(task_id), task_type=task.task_type)
     withdraw_job(request, task_id)
     return TaskRead.model_validate(task)

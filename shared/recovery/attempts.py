@@ -107,15 +107,11 @@ def describe_failure(exc: BaseException, job: Job, attempt: int) -> str:
     return describe_error(exc)
 
 
-def record_failed_attempt(engine: Engine, task: Task, policy: RetryPolicy, exc: BaseException, error: str) -> TaskStatus | None:
-    """Write what a failed attempt leads to: ``retrying`` or ``failed``; ``None`` if it was cancelled meanwhile.
-
-    A fresh session: the handler's may be half-way through a statement the timeout interrupted.
-    """
-    with Session(engine, expire_on_commit=False) as session:
-        if should_retry(exc, task.attempts, policy):
-            return TaskStatus.RETRYING if transitions.mark_retrying(session, task.id, error) else None
-        return TaskStatus.FAILED if transitions.mark_failed(session, task.id, error) else None
+def record_failed_attempt(session: Session, task: Task, policy: RetryPolicy, exc: BaseException, error: str) -> TaskStatus | None:
+    """Write what a failed attempt leads to: ``retrying`` or ``failed``; ``None`` if it was cancelled meanwhile."""
+    if should_retry(exc, task.attempts, policy):
+        return TaskStatus.RETRYING if transitions.mark_retrying(session, task.id, error) else None
+    return TaskStatus.FAILED if transitions.mark_failed(session, task.id, error) else None
 
 
 def run_attempt(
@@ -147,14 +143,20 @@ def run_attempt(
         with lease:
             result = run_task(task.task_type, task.payload, context)
     except Exception as exc:  # the handler's failure (or RQ's timeout) is this attempt's failure
-        outcome = record_failed_attempt(engine, task, policy, exc, describe_failure(exc, job, task.attempts))
-        if outcome is not None:
-            events.attempt_ended(task, outcome, time.perf_counter() - started)
+        # A fresh session: the handler's may be half-way through a statement the timeout interrupted.
+        with Session(engine, expire_on_commit=False) as session:
+            outcome = record_failed_attempt(session, task, policy, exc, describe_failure(exc, job, task.attempts))
+            if outcome is not None:
+                events.attempt_ended(task, outcome, time.perf_counter() - started)
         if outcome is TaskStatus.RETRYING:
             raise  # RQ's Retry puts the job back on the queue after its backoff interval
         return outcome
 
-    if not record(engine, transitions.mark_completed, task_id, result):
-        return None  # cancelled while it ran: the cancel stands, the result is dropped
-    events.attempt_ended(task, TaskStatus.COMPLETED, time.perf_counter() - started)
+    with Session(engine) as session:
+        if not transitions.mark_completed(session, task_id, result):
+            return None  # cancelled while it ran: the cancel stands, the result is dropped
+        # Reported the instant the commit returns, before the connection goes back to the pool
+        # (a round trip on PostgreSQL): a process killed between the commit and the count loses
+        # the count, so that gap is kept to microseconds.
+        events.attempt_ended(task, TaskStatus.COMPLETED, time.perf_counter() - started)
     return TaskStatus.COMPLETED
