@@ -28,7 +28,7 @@ class BenchConfig:
     """One run's parameters; :mod:`bench.cli` maps each field to an option of the same name."""
 
     #: Phases whose ``POST /tasks`` is measured (part a). 3 and 4 side by side price monitoring.
-    phases: tuple[int, ...] = (1, 2, 3, 4)
+    phases: tuple[int, ...] = (1, 2, 3, 4, 5)
     #: Requests per endpoint and phase, summed over all rounds.
     requests: int = 2000
     #: Requests per endpoint before measuring: connection pools, thread pool, caches warm up.
@@ -50,7 +50,7 @@ class BenchConfig:
     #: Worker process counts to drain with, one measurement each.
     drain_workers: tuple[int, ...] = (1, 2)
     #: Phases whose workers drain (part b), each with every count of ``drain_workers``.
-    drain_phases: tuple[int, ...] = (2, 3, 4)
+    drain_phases: tuple[int, ...] = (2, 3, 4, 5)
     #: A drain that has not completed every task by then is reported as failed.
     drain_timeout_seconds: float = 180.0
     #: How often the drain counts completed rows in the database.

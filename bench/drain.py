@@ -134,7 +134,9 @@ def queued_jobs(phase_number: int, redis_url: str) -> int:
     """Jobs waiting in the phase's own queue (each phase names its queue in its ``jobs.py``)."""
     jobs = importlib.import_module(f"{PHASES[phase_number].package}.jobs")
     with redis.Redis.from_url(redis_url) as client:
-        return int(jobs.make_queue(client).count)
+        # Phase 5 on has a queue per priority level; earlier phases have one.
+        queues = jobs.make_queues(client) if hasattr(jobs, "make_queues") else [jobs.make_queue(client)]
+        return sum(int(queue.count) for queue in queues)
 
 
 def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
@@ -164,8 +166,11 @@ def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir:
     launched_at = datetime.now(UTC)
     processes: list[ManagedProcess] = []
     try:
-        for index in range(1, workers + 1):
-            processes.append(start_worker(phase, env, "--burst", index=index, log_dir=workdir))
+        if phase.has_pool:  # phase 5 on: one supervisor runs all the worker processes
+            processes.append(start_worker(phase, env, "--burst", "--processes", str(workers), log_dir=workdir))
+        else:
+            for index in range(1, workers + 1):
+                processes.append(start_worker(phase, env, "--burst", index=index, log_dir=workdir))
         wait_for_drain(engine, processes, result, config, progress, label)
         span = completion_span(engine)
         if span is not None:
