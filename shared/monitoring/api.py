@@ -87,7 +87,7 @@ def monitored_lifespan(
             app.state.queues = make_queues(app.state.redis)
             app.state.enqueue_task = lambda task: enqueue_task(app.state.queues, task, settings)
             app.state.metrics = TaskMetrics()
-            app.state.metrics.initialize_series()
+            app.state.metrics.initialize_series(submits=True)
             app.state.metrics_directories = directories
             log.info("api started", metrics_dir=str(directories.own))
             yield

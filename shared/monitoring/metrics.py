@@ -119,16 +119,17 @@ class TaskMetrics:
             registry=None,
         )
 
-    def initialize_series(self) -> None:
+    def initialize_series(self, *, submits: bool = False) -> None:
         """Create every bounded series at zero, in the exporting process, before any work.
 
         Prometheus computes ``rate()`` per series, from its first sample. A series born at 1
         when the first task of its type finishes hides that first task from every rate, and a
         type that never failed has no failure series to divide. So each exporter starts with
         all of them at 0 (task types, priorities, outcomes and repair kinds are all bounded).
+        ``submits``: only the API accepts tasks, so only it exports the submitted series.
         """
         for task_type in TASK_TYPES:
-            for priority in range(PRIORITY_LOWEST, PRIORITY_HIGHEST + 1):
+            for priority in range(PRIORITY_LOWEST, PRIORITY_HIGHEST + 1) if submits else ():
                 self.submitted.labels(task_type, str(priority))
             for outcome in FINAL_OUTCOMES:
                 self.finished.labels(task_type, outcome)
