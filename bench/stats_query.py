@@ -21,7 +21,6 @@ windows are measured too.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -36,6 +35,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bench import timing
 from bench.config import BenchConfig
 from bench.task_table import scratch_engine, seed_tasks
 from shared.models import Task
@@ -66,13 +66,11 @@ class WindowTiming:
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.samples_ms) if self.samples_ms else float("nan")
+        return timing.median_ms(self.samples_ms)
 
     @property
     def p95_ms(self) -> float:
-        if len(self.samples_ms) < 2:
-            return self.samples_ms[0] if self.samples_ms else float("nan")
-        return statistics.quantiles(self.samples_ms, n=100, method="inclusive")[94]
+        return timing.p95_ms(self.samples_ms)
 
     @property
     def within_budget(self) -> bool:
