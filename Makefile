@@ -31,7 +31,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,docs,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -66,3 +66,6 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tasklab.db tasklab.db-shm tasklab.db-wal
+
+# Targets of their own files: the tutorial site (mk/docs.mk) and phase 6's Docker stack (mk/phase6.mk).
+-include mk/*.mk
