@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from phase5_scaling.jobs import PRIORITIES
+from shared.scaling.jobs import PRIORITIES
 from shared.tasks import CATALOG
 from tasklab_cli.processes import PHASES
 from tasklab_cli.stack import PhaseStack

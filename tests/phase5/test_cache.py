@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from phase5_scaling.cache import KEY_PREFIX, StatusCache
+from shared.scaling.cache import KEY_PREFIX, StatusCache
 from shared.models import Task, TaskRead, TaskStatus, utc_now
 from shared.redis_server import PrivateRedis, connect_redis, free_port
 from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_api, start_worker

@@ -19,7 +19,7 @@ from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from phase5_scaling.worker import restart_delay
+from shared.scaling.pool import restart_delay
 from shared.redis_server import free_port
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes

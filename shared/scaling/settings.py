@@ -1,4 +1,4 @@
-"""Phase 5 settings: phase 4's (recovery, metrics, logs), plus priorities and the worker pool.
+"""Settings of phases 5 and 6: phase 4's (recovery, metrics, logs), plus priorities, the pool and the cache.
 
 | variable                      | default               | meaning                                          |
 |-------------------------------|-----------------------|--------------------------------------------------|
@@ -23,8 +23,8 @@ from shared.monitoring.settings import MonitoringSettings
 DEFAULT_MAX_WAIT_SECONDS: dict[int, float] = {1: 60.0, 2: 30.0, 3: 15.0, 4: 5.0}
 
 
-class Phase5Settings(MonitoringSettings):
-    """The monitoring settings plus priorities and the pool."""
+class ScalingSettings(MonitoringSettings):
+    """The monitoring settings plus priorities, the pool and the status cache (phases 5 and 6)."""
 
     priority_max_wait_seconds: dict[int, float] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_WAIT_SECONDS),
@@ -51,6 +51,6 @@ class Phase5Settings(MonitoringSettings):
         return bounds
 
 
-def load_settings(**overrides: object) -> Phase5Settings:
+def load_settings(**overrides: object) -> ScalingSettings:
     """Read the environment now (not at import) and apply explicit overrides on top."""
-    return Phase5Settings(**overrides)  # type: ignore[arg-type]
+    return ScalingSettings(**overrides)  # type: ignore[arg-type]
