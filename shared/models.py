@@ -132,7 +132,7 @@ class Task(TaskBase, table=True):
         # running → retrying) never touch it; a task enters it once, when it ends.
         Index(
             "ix_task_status_completed_at_stats",
-            "status", "completed_at", "task_type", "started_at", "created_at",
+            "status", "completed_at", "task_type", "started_at", "created_at", "priority",
             sqlite_where=text("completed_at IS NOT NULL"),
             postgresql_where=text("completed_at IS NOT NULL"),
         ),  # fmt: skip

@@ -11,6 +11,8 @@ The figures, and the query behind each one:
 * **per task type, over a window** (``?window=``, one hour by default): tasks that *ended* in the
   window, completed / failed / cancelled, the failure rate, and p50 / p95 / p99 of the run time
   (started → completed) and of the queue wait (created → started) of the completed ones;
+* **per priority, over the same window**: how many tasks of each level completed and how long
+  they waited (created → started), so a reader sees the levels served in order, none starved;
 * **throughput**: tasks completed and failed in each minute of the last hour;
 * **top errors**: the most frequent error texts of the tasks that failed in the window;
 * **queues and workers**, from Redis: jobs waiting per queue, workers alive.
@@ -62,7 +64,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from shared.models import Task, TaskStatus, utc_now
+from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskStatus, utc_now
 from shared.tasks import CATALOG
 from shared.web import SessionDep
 
@@ -142,6 +144,17 @@ class TaskTypeStats(BaseModel):
     )
 
 
+class PriorityStats(BaseModel):
+    """One priority level over the window: how many of its tasks completed, and how long they waited."""
+
+    priority: int = Field(description="1 lowest … 5 highest.")
+    completed: int = Field(0, description="Tasks of this level that completed in the window.")
+    wait_seconds: Percentiles = Field(
+        default_factory=Percentiles,
+        description="Created → started, over the completed tasks: where priorities show (phase 5 serves high levels first).",
+    )
+
+
 class ThroughputMinute(BaseModel):
     """Tasks that ended in one minute."""
 
@@ -208,6 +221,10 @@ class Stats(BaseModel):
                             "wait_seconds": {"p50": 0.04, "p95": 1.2, "p99": 2.8},
                         }
                     ],
+                    "priorities": [
+                        {"priority": 5, "completed": 120, "wait_seconds": {"p50": 0.01, "p95": 0.05, "p99": 0.09}},
+                        {"priority": 1, "completed": 40, "wait_seconds": {"p50": 2.4, "p95": 14.8, "p99": 31.0}},
+                    ],
                     "throughput": [{"minute": "2026-03-02T10:15:00Z", "completed": 7, "failed": 0}],
                     "top_errors": [{"error": "TransientTaskError: upstream timed out", "count": 3, "last_seen": "2026-03-02T10:11:04Z"}],
                     "redis": {
@@ -236,6 +253,7 @@ class Stats(BaseModel):
     elapsed_ms: float = Field(description="Time spent computing this answer, in milliseconds.")
     counts: StatusCounts
     task_types: list[TaskTypeStats] = Field(description="Every task type of the catalog, in catalog order.")
+    priorities: list[PriorityStats] = Field(description="Every priority level, highest first.")
     throughput: list[ThroughputMinute] = Field(description=f"One entry per minute of the last {THROUGHPUT_MINUTES}, oldest first.")
     top_errors: list[ErrorCount] = Field(description="Most frequent error texts of the tasks that failed in the window.")
     redis: RedisFigures
@@ -366,43 +384,48 @@ def _type_stats(task_type: str, outcomes: dict[str, int], run: Percentiles, wait
     )
 
 
-Latencies = dict[str, tuple[Percentiles, Percentiles]]
+#: Run and wait percentiles per group (a task type, or a priority level).
+Latencies = dict[Any, tuple[Percentiles, Percentiles]]
 
 
-def latencies_in_sql(session: Session, since: datetime, run: ColumnElement[float], wait: ColumnElement[float]) -> Latencies:
-    """PostgreSQL: ``percentile_cont``, an ordered-set aggregate, sorts each type's durations where they are."""
+def latencies_in_sql(
+    session: Session, since: datetime, run: ColumnElement[float], wait: ColumnElement[float], group: Any = Task.task_type
+) -> Latencies:
+    """PostgreSQL: ``percentile_cont``, an ordered-set aggregate, sorts each group's durations where they are."""
     fractions = array(PERCENTILES, type_=Float)
     statement = (
         select(
-            Task.task_type,
+            group,
             type_coerce(func.percentile_cont(fractions).within_group(run), ARRAY(Float)),
             type_coerce(func.percentile_cont(fractions).within_group(wait), ARRAY(Float)),
         )
         .where(*_ended_since(since, [TaskStatus.COMPLETED]), col(Task.started_at).is_not(None))
-        .group_by(Task.task_type)
+        .group_by(group)
     )
     decimals = DURATION_DECIMALS["postgresql"]
     return {
-        task_type: (_rounded(run_values, decimals), _rounded(wait_values, decimals))
-        for task_type, run_values, wait_values in session.execute(statement).all()
+        key: (_rounded(run_values, decimals), _rounded(wait_values, decimals))
+        for key, run_values, wait_values in session.execute(statement).all()
     }
 
 
-def latencies_in_python(session: Session, since: datetime, run: ColumnElement[float], wait: ColumnElement[float]) -> Latencies:
+def latencies_in_python(
+    session: Session, since: datetime, run: ColumnElement[float], wait: ColumnElement[float], group: Any = Task.task_type
+) -> Latencies:
     """SQLite has no percentile function: read the window's durations (an index-only range) and interpolate here."""
-    durations: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    statement = select(Task.task_type, run, wait).where(*_ended_since(since, [TaskStatus.COMPLETED]), col(Task.started_at).is_not(None))
+    durations: dict[Any, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    statement = select(group, run, wait).where(*_ended_since(since, [TaskStatus.COMPLETED]), col(Task.started_at).is_not(None))
     # Plain Core rows (session.connection()), not ORM results: at tens of thousands of rows, the
     # ORM's per-row bookkeeping would cost more than the query itself.
-    for task_type, run_value, wait_value in session.connection().execute(statement).all():
-        durations[task_type][0].append(run_value)
-        durations[task_type][1].append(wait_value)
+    for key, run_value, wait_value in session.connection().execute(statement).all():
+        durations[key][0].append(run_value)
+        durations[key][1].append(wait_value)
     decimals = DURATION_DECIMALS["sqlite"]
     latencies: Latencies = {}
-    for task_type, (runs, waits) in durations.items():
+    for key, (runs, waits) in durations.items():
         runs.sort()
         waits.sort()
-        latencies[task_type] = (
+        latencies[key] = (
             _rounded([percentile_cont(runs, f) for f in PERCENTILES], decimals),
             _rounded([percentile_cont(waits, f) for f in PERCENTILES], decimals),
         )
@@ -423,6 +446,23 @@ def stats_by_type(session: Session, since: datetime) -> list[TaskTypeStats]:
     # Every catalog type, in catalog order, so a dashboard's table keeps its rows in place.
     names = [t.value for t in CATALOG] + sorted(set(outcomes) - {t.value for t in CATALOG})
     return [_type_stats(name, outcomes.get(name, {}), *latencies.get(name, (Percentiles(), Percentiles()))) for name in names]
+
+
+def stats_by_priority(session: Session, since: datetime) -> list[PriorityStats]:
+    """Completed tasks and their queue wait per priority level, for the tasks that ended since ``since``."""
+    dialect = session.get_bind().dialect.name
+    completed = dict(
+        session.execute(
+            select(Task.priority, func.count()).where(*_ended_since(since, [TaskStatus.COMPLETED])).group_by(Task.priority)
+        ).all()
+    )
+    run = seconds_between(Task.completed_at, Task.started_at, dialect)
+    wait = seconds_between(Task.started_at, Task.created_at, dialect)
+    latencies = (latencies_in_sql if dialect == "postgresql" else latencies_in_python)(session, since, run, wait, Task.priority)
+    return [
+        PriorityStats(priority=level, completed=int(completed.get(level, 0)), wait_seconds=latencies.get(level, (Percentiles(), Percentiles()))[1])
+        for level in range(PRIORITY_HIGHEST, PRIORITY_LOWEST - 1, -1)
+    ]
 
 
 def throughput_per_minute(session: Session, now: datetime) -> list[ThroughputMinute]:
@@ -511,6 +551,7 @@ def collect_stats(
     since = now - timedelta(seconds=window)
     counts = count_by_status(session)
     task_types = stats_by_type(session, since)
+    priorities = stats_by_priority(session, since)
     throughput = throughput_per_minute(session, now)
     errors = top_errors_since(session, since, top_errors)
     redis = redis_figures(queues)
@@ -521,6 +562,7 @@ def collect_stats(
         elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
         counts=counts,
         task_types=task_types,
+        priorities=priorities,
         throughput=throughput,
         top_errors=errors,
         redis=redis,

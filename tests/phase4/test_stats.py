@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from shared.models import Task, TaskStatus, utc_now
+from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskStatus, utc_now
 from shared.monitoring.stats import (
     MAX_WINDOW_SECONDS,
     MIN_WINDOW_SECONDS,
@@ -74,7 +74,9 @@ def seeded(client: httpx.Client, empty_store: Engine) -> Engine:
         wait = rng.uniform(0.001, 3.0)
         completed_at = now - timedelta(minutes=rng.uniform(*minutes_ago))
         created_at = completed_at - timedelta(seconds=run + wait)
-        return ended_task(task_type, status, created_at=created_at, wait_seconds=wait, run_seconds=run, error=error)
+        task = ended_task(task_type, status, created_at=created_at, wait_seconds=wait, run_seconds=run, error=error)
+        task.priority = rng.randint(PRIORITY_LOWEST, PRIORITY_HIGHEST)
+        return task
 
     types = [t.value for t in CATALOG]
     tasks = [ended(t, TaskStatus.COMPLETED, ENDED_MINUTES_AGO) for t in types for _ in range(COMPLETED_PER_TYPE)]
@@ -103,7 +105,7 @@ def ended_rows(engine: Engine, since: datetime) -> list[Any]:
     """Every task that ended at or after ``since``: the window, read the plain way."""
     columns = Task.__table__.c  # type: ignore[attr-defined]
     statement = select(
-        columns.task_type, columns.status, columns.error, columns.created_at, columns.started_at, columns.completed_at
+        columns.task_type, columns.status, columns.error, columns.created_at, columns.started_at, columns.completed_at, columns.priority
     ).where(columns.completed_at >= since)
     with engine.connect() as connection:
         return list(connection.execute(statement).all())
@@ -155,6 +157,22 @@ def test_run_and_wait_percentiles_are_exact_over_the_windows_completed_tasks(cli
         waits = [(row.started_at - row.created_at).total_seconds() for row in mine]
         assert entry["run_seconds"] == pytest.approx(quantiles(runs), abs=DURATION_TOLERANCE_SECONDS), entry["task_type"]
         assert entry["wait_seconds"] == pytest.approx(quantiles(waits), abs=DURATION_TOLERANCE_SECONDS), entry["task_type"]
+
+
+def test_each_priority_level_shows_its_completed_tasks_and_their_exact_queue_wait(client: httpx.Client, seeded: Engine) -> None:
+    stats = read_stats(client)
+    rows = [row for row in ended_rows(seeded, instant(stats["window_start"])) if row.status == "completed"]
+
+    levels = stats["priorities"]
+
+    assert [level["priority"] for level in levels] == [5, 4, 3, 2, 1], "every level, highest first"
+    for level in levels:
+        mine = [row for row in rows if row.priority == level["priority"]]
+        assert level["completed"] == len(mine), level["priority"]
+        if len(mine) >= 2:  # a percentile of fewer than two values is not compared
+            waits = [(row.started_at - row.created_at).total_seconds() for row in mine]
+            assert level["wait_seconds"] == pytest.approx(quantiles(waits), abs=DURATION_TOLERANCE_SECONDS), level["priority"]
+    assert sum(level["completed"] for level in levels) == len(rows)
 
 
 def test_throughput_counts_the_tasks_that_ended_in_each_minute_of_the_last_hour(client: httpx.Client, seeded: Engine) -> None:

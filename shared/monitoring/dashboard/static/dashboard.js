@@ -181,6 +181,21 @@ function renderTaskTypes(types) {
   document.getElementById("types-body").replaceChildren(...rows);
 }
 
+/** Priority 5 is the highest: the names make the table readable without the chapter. */
+const PRIORITY_NAMES = { 5: "5 · highest", 4: "4", 3: "3 · default", 2: "2", 1: "1 · lowest" };
+
+function renderPriorities(priorities) {
+  const rows = priorities.map((level) => {
+    const cells = [
+      el("td", {}, PRIORITY_NAMES[level.priority] || String(level.priority)),
+      el("td", { class: "num" }, formatCount(level.completed)),
+    ];
+    for (const key of ["p50", "p95", "p99"]) cells.push(el("td", { class: "num" }, formatDuration(level.wait_seconds[key])));
+    return el("tr", { "data-priority": String(level.priority) }, ...cells);
+  });
+  document.getElementById("priorities-body").replaceChildren(...rows);
+}
+
 function renderRedis(redis) {
   const state = document.getElementById("redis-state");
   const queuesBody = document.getElementById("queues-body");
@@ -253,6 +268,7 @@ function render(stats, failures) {
   renderCounts(stats.counts);
   renderThroughput(stats.throughput);
   renderTaskTypes(stats.task_types);
+  renderPriorities(stats.priorities);
   renderRedis(stats.redis);
   renderErrors(stats.top_errors);
   renderFailures(failures);
