@@ -14,7 +14,8 @@ this tool fills the fenced block that follows the marker:
 The marker line is followed immediately by a fenced block (```python for a listing, ```diff for
 a diff) holding exactly that source. ``--write`` regenerates every block in place; ``--check``
 (the default) changes nothing and reports every block that is stale or broken, so a test and CI
-fail the moment a quoted listing and its file disagree.
+fail the moment a quoted listing and its file disagree. Without document arguments, it also
+writes or checks the phase-to-phase diff pages in ``docs/diffs/`` (``tasklab_cli.diffpages``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasklab_cli import diffpages
 
 #: The repository root: paths in markers are relative to it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -356,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = args.root.resolve()
     paths = [p.resolve() for p in args.documents] or None
+    if args.write and paths is None:
+        # The phase-to-phase diff pages are generated Markdown too (docs/diffs/).
+        for page in diffpages.write(root):
+            print(f"updated {page}")
     all_documents = paths if paths is not None else documents(root)
     blocks = sum(len(scan_document(root, d)) for d in all_documents)
     if args.write:
@@ -364,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"updated {_display(document, root)}")
     else:
         remaining = check(root, all_documents)
+    if paths is None:
+        remaining += diffpages.problems(root)
     for problem in remaining:
         print(problem)
     verdict = f"{len(remaining)} problem(s)" if remaining else "all up to date"

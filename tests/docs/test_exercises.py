@@ -1,0 +1,165 @@
+"""The exercises at the end of chapters 1 to 4: each solution (tests/docs/exercises/) works
+against the real code, with a real SQLite database and, from chapter 2 on, a real Redis."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from redis import Redis
+from sqlmodel import Session
+
+from shared.db import create_db_engine, init_db
+from shared.models import TaskCreate
+from shared.recovery.backoff import backoff_intervals
+from shared.recovery.settings import RecoverySettings
+from shared.redis_server import PrivateRedis
+from shared.store import insert_task
+from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ["REDIS_URL", "TASK_POLICIES", "METRICS_DIR"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'tasks.db'}")
+    monkeypatch.setenv("TASK_TIME_SCALE", "0")
+    monkeypatch.setenv("METRICS_DIR", str(tmp_path / "metrics"))
+    return tmp_path
+
+
+@pytest.fixture
+def redis_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(persistent=False).start()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def client_for(app: FastAPI) -> TestClient:
+    return TestClient(app)
+
+
+# Chapter 1 ---------------------------------------------------------------------------------
+
+
+def test_ch1_ex1_the_client_waits_for_the_result_and_gives_up_at_its_timeout(environment: Path) -> None:
+    from phase1_basic.api import app
+
+    with client_for(app) as client:
+        task = ch1_client.submit_and_wait(client, "fibonacci", {"n": 10}, timeout=10)
+        assert (task["status"], task["result"]) == ("completed", 55)
+
+        failed = ch1_client.submit_and_wait(client, "flaky", {"fail_times": 1, "permanent": True}, timeout=10)
+        assert failed["status"] == "failed" and "fails on purpose" in failed["error"]
+
+
+def test_ch1_ex1_a_task_that_never_ends_times_out(environment: Path) -> None:
+    from phase2_queue.api import app  # a queue with no worker: the task stays pending
+
+    server = PrivateRedis(persistent=False).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("REDIS_URL", server.url)
+            with client_for(app) as client, pytest.raises(TimeoutError, match="still pending"):
+                ch1_client.submit_and_wait(client, "noop", {}, timeout=0.5)
+    finally:
+        server.cleanup()
+
+
+def test_ch1_ex2_of_eight_simultaneous_claims_exactly_one_wins(environment: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{environment / 'race.db'}")
+    init_db(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        task = insert_task(session, TaskCreate(task_type="noop", payload={}))
+
+    assert ch1_client.claim_race(engine, task.id, claimants=8) == 1
+    engine.dispose()
+
+
+# Chapter 2 ---------------------------------------------------------------------------------
+
+
+def test_ch2_ex1_ready_names_redis_once_it_is_down(environment: Path, redis_server: PrivateRedis) -> None:
+    from phase2_queue.api import app
+
+    with client_for(app) as client:
+        assert ch2_queue.down_dependencies(client) == []
+        redis_server.kill()
+        assert ch2_queue.down_dependencies(client) == ["redis"]
+
+
+def test_ch2_ex2_a_job_names_one_fixed_function_and_carries_only_the_task_id(environment: Path, redis_server: PrivateRedis) -> None:
+    from phase2_queue.api import app
+
+    with client_for(app) as client:
+        task = client.post("/tasks", json={"task_type": "fibonacci", "payload": {"n": 10}}).json()
+
+    function, arguments = ch2_queue.job_call(Redis.from_url(redis_server.url), task["id"])
+
+    assert (function, arguments) == ("phase2_queue.jobs.process_task", [task["id"]])
+
+
+# Chapter 3 ---------------------------------------------------------------------------------
+
+
+def test_ch3_ex1_the_policy_applies_to_flaky_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ch3_retry.FLAKY_POLICY_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    settings = RecoverySettings()
+    flaky, other = settings.policy_for("flaky"), settings.policy_for("fibonacci")
+
+    assert (flaky.max_attempts, flaky.backoff_base_seconds, flaky.backoff_cap_seconds) == (6, 2, 10)
+    assert backoff_intervals(flaky.max_attempts - 1, base=flaky.backoff_base_seconds, cap=flaky.backoff_cap_seconds) == [2, 4, 8, 10, 10]
+    assert other == RecoverySettings(task_policies={}).policy_for("fibonacci")
+
+
+def test_ch3_ex2_no_jittered_schedule_waits_longer_than_the_worst_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TASK_POLICIES", raising=False)
+    policy = RecoverySettings().policy_for("flaky")
+    worst = ch3_retry.worst_case_wait(policy)
+
+    assert worst == 1 + 2 + 4 + 8  # the defaults: 5 attempts, waits from 1 s, doubling
+    for seed in range(200):
+        waits = backoff_intervals(
+            policy.max_attempts - 1,
+            base=policy.backoff_base_seconds,
+            factor=policy.backoff_factor,
+            cap=policy.backoff_cap_seconds,
+            jitter=policy.backoff_jitter,
+            rng=random.Random(seed),
+        )
+        assert sum(waits) <= worst
+
+
+# Chapter 4 ---------------------------------------------------------------------------------
+
+
+def test_ch4_ex1_the_metric_read_from_metrics_counts_the_submissions(environment: Path, redis_server: PrivateRedis) -> None:
+    from phase4_monitoring.api import app
+
+    with client_for(app) as client:
+        before = ch4_monitoring.submitted(client.get("/metrics").text, "noop")
+        for _ in range(3):
+            client.post("/tasks", json={"task_type": "noop", "payload": {}}, params={}).raise_for_status()
+        client.post("/tasks", json={"task_type": "fibonacci", "payload": {"n": 3}}).raise_for_status()
+        after = ch4_monitoring.submitted(client.get("/metrics").text, "noop")
+
+    assert (before, after) == (0.0, 3.0)
+
+
+def test_ch4_ex2_the_request_id_is_echoed_and_stored_and_an_unsafe_one_replaced(environment: Path, redis_server: PrivateRedis) -> None:
+    from phase4_monitoring.api import app
+
+    with client_for(app) as client:
+        echoed, task = ch4_monitoring.submit_with_request_id(client, "checkout-42")
+        assert echoed == task["request_id"] == "checkout-42"
+
+        echoed, task = ch4_monitoring.submit_with_request_id(client, "bad id\twith a tab")
+        assert echoed == task["request_id"] != "bad id\twith a tab"
