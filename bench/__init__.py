@@ -5,8 +5,10 @@ Two parts, one run, one machine:
 * **submit** (:mod:`bench.submit`): ``POST /tasks`` throughput and p50/p99 latency of each
   phase's real uvicorn server under a fixed-concurrency HTTP load on loopback, next to the
   framework's floor measured in the *same* server process (:mod:`bench.floor_app`).
-* **drain** (:mod:`bench.drain`): how fast 1, then 2, phase 2 worker processes complete N
-  no-op tasks, until every row is ``completed`` in the database.
+* **drain** (:mod:`bench.drain`): how fast 1, then 2, worker processes of each phase complete N
+  no-op tasks, until every row is ``completed`` in the database, with the peak memory of the
+  processes (:mod:`bench.memory`); Celery's prefork pool drains the same tasks beside phase 5
+  (:mod:`bench.celery_peer`).
 
 Absolute figures depend on the machine and on what else it runs; the ratios (to the floor, to
 one worker) are what carries from one machine to another. :mod:`bench.report` prints both.

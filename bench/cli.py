@@ -12,6 +12,7 @@ with its log and the run goes on with the next one; the exit status is 1 if anyt
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from rich.progress import (
 )
 
 from bench.config import DEFAULTS, QUICK, BenchConfig
-from bench.drain import measure_drain
+from bench.drain import DrainResult, measure_drain
 from bench.listing import measure_listing
 from bench.machine import load_average, machine_facts
 from bench.report import BenchReport, print_report, write_json
@@ -44,6 +45,9 @@ from tasklab_cli.processes import PHASES
 
 #: The environment variable the tests read a PostgreSQL URL from; part (c) uses the same server.
 POSTGRES_URL_VARIABLE = "TEST_DATABASE_URL"
+
+#: The phase Celery is measured against (issue 7): its drain runs right after this phase's.
+CELERY_PEER_OF_PHASE = 5
 
 #: Width of the tables when the output goes to a file or a pipe (docs, CI logs) instead of a
 #: terminal, whose own width rich uses: wide enough that no figure is wrapped or cut.
@@ -62,8 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure, side by side on this machine: (a) POST /tasks throughput and p50/p99 latency "
-        "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 workers of phases 2, 3 "
-        "and 4 drain N no-op tasks (phase 4 ÷ phase 3 prices monitoring); (c) on request, how long GET /tasks' queries take on a table of "
+        "of each phase against the framework's floor in the same server; (b) how fast 1 and 2 workers of phases 2 to 5 "
+        "drain N no-op tasks, with their peak memory (phase 4 ÷ phase 3 prices monitoring), and Celery's prefork pool "
+        "beside phase 5; (c) on request, how long GET /tasks' queries take on a table of "
         "--list-rows tasks, on SQLite and PostgreSQL; (d) on request, how long GET /stats takes on a table of "
         "--stats-rows tasks, on both as well. Prints a table of figures and ratios.",
         epilog="Everything runs on loopback with a private redis-server and temporary SQLite files. "
@@ -83,6 +88,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-workers", type=int_list, help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})")
     parser.add_argument("--drain-phases", type=int_list, help=f"phases whose workers drain, '' for none (default {','.join(map(str, DEFAULTS.drain_phases))})")
     parser.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float, help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})")
+    parser.add_argument(
+        "--no-celery",
+        dest="celery",
+        action="store_false",
+        default=None,
+        help="skip the Celery prefork drain (2 processes) that otherwise follows phase 5's drains, for the phase 5 ÷ Celery ratio",
+    )
     parser.add_argument("--list-rows", type=int, help="(c) seed a task table of this many rows and time GET /tasks' queries on it (default 0: skip)")
     parser.add_argument("--list-repeats", type=int, help=f"measured runs of each list query (default {DEFAULTS.list_repeats})")
     parser.add_argument(
@@ -155,6 +167,37 @@ def attempt(report: BenchReport, console: Console, what: str, measure: Callable[
         return None
 
 
+def measure_peer_drain(config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
+    """Celery's drain; imported here, so that a run without the ``bench`` extra needs only ``--no-celery``."""
+    if importlib.util.find_spec("celery") is None:
+        raise RuntimeError("Celery is not installed: pip install -e '.[bench]', or pass --no-celery")
+    from bench.celery_peer import measure_celery_drain
+
+    return measure_celery_drain(config, workdir, redis_url, progress)
+
+
+def run_drains(
+    report: BenchReport, config: BenchConfig, console: Console, workdir: Path, redis_url: str, progress: Progress
+) -> None:
+    """Part (b): each phase with each worker count; Celery right after phase 5, so both meet the same machine load."""
+    for number in config.drain_phases:
+        for workers in config.drain_workers:
+            console.print(f"(b) drain: {config.drain_tasks} no-op tasks, phase {number}, {workers} worker(s) …")
+            drain = attempt(
+                report,
+                console,
+                f"phase {number} drain with {workers} worker(s)",
+                lambda n=number, w=workers: measure_drain(n, w, config, workdir, redis_url, progress),
+            )
+            if drain is not None:
+                report.drain.append(drain)
+        if number == CELERY_PEER_OF_PHASE and config.celery:
+            console.print(f"(b) drain: {config.drain_tasks} no-op tasks, Celery's prefork pool …")
+            drain = attempt(report, console, "Celery drain", lambda: measure_peer_drain(config, workdir, redis_url, progress))
+            if drain is not None:
+                report.drain.append(drain)
+
+
 def run(config: BenchConfig, console: Console) -> BenchReport:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="tasklab-bench-"))
@@ -179,17 +222,7 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
                 if outcome is not None:
                     report.submit.append(outcome)
             if config.drain_tasks > 0 and redis_url is not None:
-                for number in config.drain_phases:
-                    for workers in config.drain_workers:
-                        console.print(f"(b) drain: {config.drain_tasks} no-op tasks, phase {number}, {workers} worker(s) …")
-                        drain = attempt(
-                            report,
-                            console,
-                            f"phase {number} drain with {workers} worker(s)",
-                            lambda n=number, w=workers: measure_drain(n, w, config, workdir, redis_url, progress),
-                        )
-                        if drain is not None:
-                            report.drain.append(drain)
+                run_drains(report, config, console, workdir, redis_url, progress)
             if config.list_rows > 0:
                 backends = ["sqlite", "postgresql"] if config.list_postgres_url else ["sqlite"]
                 for backend in backends:

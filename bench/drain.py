@@ -19,6 +19,10 @@ workers), measured from the moment the workers were launched:
 A no-op task costs RQ a ``fork()`` of the work horse, the job bookkeeping in Redis and three
 writes to the task row; that is what these figures measure. Phase 3 adds a lease and RQ's
 retry bookkeeping; phase 4 adds its metrics files and log lines, so 4 ÷ 3 is monitoring's price.
+
+While the workers drain, :mod:`bench.memory` samples the resident memory of every process they
+are made of (issue 7 prices memory beside speed). :mod:`bench.celery_peer` drains the same way
+with Celery, through :func:`time_drain`, so both are timed and sampled by the same code.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlmodel import Session, col, select
 
 from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.load import run_load
+from bench.memory import Classifier, MemoryResult, MemorySampler, classify_pool, classify_rq_worker
 from shared.db import create_db_engine
 from shared.models import Task, TaskStatus
 from tasklab_cli.processes import PHASES, ManagedProcess, start_api, start_worker
@@ -44,17 +49,28 @@ from tasklab_cli.processes import PHASES, ManagedProcess, start_api, start_worke
 
 @dataclass
 class DrainResult:
-    """One drain: which phase, how many tasks, how many workers, and the three times that describe it."""
+    """One drain: which system, how many tasks, how many workers, the three times that describe it, its memory.
 
-    phase: int
+    ``phase`` is the tasklab phase that drained; a peer measured beside them (Celery) has no
+    phase but a ``peer`` name instead.
+    """
+
+    phase: int | None
     workers: int
     tasks: int
+    peer: str | None = None
     completed: int = 0
     failed: int = 0
     wall_seconds: float = float("nan")
     startup_seconds: float = float("nan")
     steady_seconds: float = float("nan")
     timed_out: bool = False
+    memory: MemoryResult | None = None
+
+    @property
+    def label(self) -> str:
+        """``phase 5`` or the peer's name: what the report prints in its first column."""
+        return self.peer if self.peer is not None else f"phase {self.phase}"
 
     @property
     def all_completed(self) -> bool:
@@ -139,6 +155,42 @@ def queued_jobs(phase_number: int, redis_url: str) -> int:
         return sum(int(queue.count) for queue in queues)
 
 
+def record_times(result: DrainResult, engine: Engine, launched_at: datetime) -> None:
+    """Wall, start-up and steady times from the rows' own timestamps, counted from the launch."""
+    span = completion_span(engine)
+    if span is None:
+        return
+    first_started, last_completed = span
+    result.wall_seconds = (last_completed - launched_at).total_seconds()
+    result.startup_seconds = (first_started - launched_at).total_seconds()
+    result.steady_seconds = (last_completed - first_started).total_seconds()
+
+
+def time_drain(
+    result: DrainResult,
+    engine: Engine,
+    processes: list[ManagedProcess],
+    launched_at: datetime,
+    classify: Classifier,
+    config: BenchConfig,
+    progress: Progress,
+    label: str,
+) -> None:
+    """Wait for ``processes`` (launched at ``launched_at``) to drain, sampling their memory; fill in ``result``.
+
+    Raises with the processes' log tails unless every task completed: a figure from a drain
+    that lost tasks would flatter it.
+    """
+    with MemorySampler([process.pid for process in processes], classify) as sampler:
+        wait_for_drain(engine, processes, result, config, progress, label)
+    result.memory = sampler.result()
+    record_times(result, engine, launched_at)
+    if not result.all_completed:
+        logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(1500)}" for p in processes)
+        counts = f"{result.completed} of {result.tasks} completed, {result.failed} failed, timed out: {result.timed_out}"
+        raise RuntimeError(f"{label}: {counts}\n{logs}")
+
+
 def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
     """Enqueue ``drain_tasks`` no-op tasks, then time ``workers`` burst workers of the phase completing them."""
     phase = PHASES[phase_number]
@@ -171,16 +223,8 @@ def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir:
         else:
             for index in range(1, workers + 1):
                 processes.append(start_worker(phase, env, "--burst", index=index, log_dir=workdir))
-        wait_for_drain(engine, processes, result, config, progress, label)
-        span = completion_span(engine)
-        if span is not None:
-            first_started, last_completed = span
-            result.wall_seconds = (last_completed - launched_at).total_seconds()
-            result.startup_seconds = (first_started - launched_at).total_seconds()
-            result.steady_seconds = (last_completed - first_started).total_seconds()
-        if not result.all_completed:
-            logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(1500)}" for p in processes)
-            raise RuntimeError(f"{label}: {result.completed} of {result.tasks} completed, {result.failed} failed, timed out: {result.timed_out}\n{logs}")
+        classify = classify_pool if phase.has_pool else classify_rq_worker
+        time_drain(result, engine, processes, launched_at, classify, config, progress, label)
     finally:
         for process in processes:
             process.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "sqlalchemy", "rq", "redis", "httpx")
+PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "sqlalchemy", "rq", "redis", "httpx", "celery", "kombu")
 
 
 def cpu_model() -> str:

@@ -20,6 +20,7 @@ from rich.table import Table
 from bench.config import BenchConfig
 from bench.drain import DrainResult
 from bench.listing import LIST_QUERY_BUDGET_MS, ListingResult, QueryTiming
+from bench.memory import REST_TARGET_MB, WORKER_PROCESS_TARGET_MB, MemoryResult
 from bench.stats_query import STATS_BUDGET_MS, StatsQueryResult
 from bench.submit import PhaseSubmitResult
 from shared.models import MAX_EXACT_TOTAL
@@ -86,10 +87,12 @@ def submit_rows(phase: PhaseSubmitResult) -> list[dict[str, Any]]:
 def drain_rows(drains: list[DrainResult]) -> list[dict[str, Any]]:
     rows = []
     for drain in drains:
-        same_phase = [d for d in drains if d.phase == drain.phase]
-        base = next((d for d in same_phase if d.workers == 1), same_phase[0])
+        same_system = [d for d in drains if d.label == drain.label]
+        base = next((d for d in same_system if d.workers == 1), same_system[0])
         rows.append(
             {
+                "system": "tasklab" if drain.peer is None else drain.peer.lower(),
+                "label": drain.label,
                 "phase": drain.phase,
                 "workers": drain.workers,
                 "tasks": drain.tasks,
@@ -106,6 +109,39 @@ def drain_rows(drains: list[DrainResult]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def memory_row(drain: DrainResult, memory: MemoryResult) -> dict[str, Any]:
+    """One drain's peak memory: per worker process, the rest, everything; and each role's peak."""
+    return {
+        "label": drain.label,
+        "phase": drain.phase,
+        "workers": drain.workers,
+        "samples": memory.samples,
+        "worker_process_peak_rss_mb": memory.worker_process_peak_rss_mb,
+        "worker_process_peak_pss_mb": memory.worker_process_peak_pss_mb,
+        "rest_peak_rss_mb": memory.rest_peak_rss_mb,
+        "rest_peak_pss_mb": memory.rest_peak_pss_mb,
+        "total_peak_rss_mb": memory.total_peak_rss_mb,
+        "total_peak_pss_mb": memory.total_peak_pss_mb,
+        "roles": [
+            {
+                "role": peak.role.label,
+                "worker_process": peak.role.is_worker,
+                "processes": peak.processes,
+                "peak_rss_mb": peak.peak_rss_mb,
+                "peak_pss_mb": peak.peak_pss_mb,
+                "process_peaks_rss_mb": list(peak.process_peaks_rss_mb),
+            }
+            for peak in memory.roles
+        ],
+        # Issue 7's targets are phase 5's: elsewhere they are only a yardstick.
+        "within_targets": memory.within_targets if drain.phase == 5 else None,
+    }
+
+
+def memory_rows(drains: list[DrainResult]) -> list[dict[str, Any]]:
+    return [memory_row(drain, drain.memory) for drain in drains if drain.memory is not None]
 
 
 def listing_row(result: ListingResult, timing: QueryTiming) -> dict[str, Any]:
@@ -171,6 +207,9 @@ def write_json(report: BenchReport, path: Path) -> None:
             for p in report.submit
         ],
         "drain": drain_rows(report.drain),
+        "drain_ratios": drain_ratios(report),
+        "drain_memory": memory_rows(report.drain),
+        "drain_memory_targets_mb": {"worker_process_rss": WORKER_PROCESS_TARGET_MB, "rest_rss": REST_TARGET_MB},
         "monitoring_overhead": monitoring_overhead(report),
         "listing": listing_rows(report.listing),
         "listing_seed_seconds": {result.backend: result.seed_seconds for result in report.listing},
@@ -227,7 +266,9 @@ def submit_table(report: BenchReport) -> Table:
 def drain_table(report: BenchReport) -> Table:
     tasks = report.drain[0].tasks if report.drain else 0
     table = Table(
-        title=f"(b) drain · {tasks} no-op tasks queued · N × `python -m phaseN_x.worker --burst` · until all completed in the DB",
+        title=f"(b) drain · {tasks} no-op tasks queued · phases 2–4: N × `worker --burst`; "
+        "phase 5: `worker --burst --processes N`; Celery: `celery worker -P prefork --concurrency 2` · "
+        "until all completed in the DB",
         title_justify="left",
     )
     table.add_column("phase", justify="right")
@@ -236,9 +277,9 @@ def drain_table(report: BenchReport) -> Table:
         table.add_column(name, justify="right")
     rows = drain_rows(report.drain)
     for index, row in enumerate(rows):
-        last_of_phase = index + 1 == len(rows) or rows[index + 1]["phase"] != row["phase"]
+        last_of_system = index + 1 == len(rows) or rows[index + 1]["label"] != row["label"]
         table.add_row(
-            str(row["phase"]),
+            str(row["phase"]) if row["phase"] is not None else row["label"],
             str(row["workers"]),
             f"{row['completed']}/{row['tasks']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
             _num(row["wall_seconds"], 2),
@@ -248,9 +289,71 @@ def drain_table(report: BenchReport) -> Table:
             _num(row["steady_seconds"], 2),
             _num(row["steady_tasks_per_second"], 1),
             _times(row["steady_x_1_worker"]),
-            end_section=last_of_phase,
+            end_section=last_of_system,
         )
     return table
+
+
+def _rest_is(row: dict[str, Any]) -> str:
+    """What "the rest" of a drain was made of, e.g. ``supervisor ×1`` or ``reconciler child ×2``."""
+    parts = [f"{role['role']} ×{role['processes']}" for role in row["roles"] if not role["worker_process"]]
+    return ", ".join(parts) or "–"
+
+
+def _mb_pair(rss: float, pss: float) -> str:
+    return f"{_num(rss, 0)} ({_num(pss, 0)})"
+
+
+def memory_table(report: BenchReport) -> Table:
+    table = Table(
+        title="(b) memory while draining · peak over the drain's samples · MB (10⁶ bytes) RSS (PSS) · "
+        "Redis and the database not counted",
+        title_justify="left",
+    )
+    table.add_column("phase", justify="right")
+    table.add_column("workers", justify="right")
+    table.add_column("samples", justify="right")
+    table.add_column(f"per worker process (≤ {WORKER_PROCESS_TARGET_MB:.0f})", justify="right")
+    table.add_column(f"the rest (≤ {REST_TARGET_MB:.0f})", justify="right")
+    table.add_column("the rest is")
+    table.add_column("all processes", justify="right")
+    table.add_column("phase 5 targets", justify="right")
+    rows = memory_rows(report.drain)
+    for index, row in enumerate(rows):
+        within = row["within_targets"]
+        table.add_row(
+            str(row["phase"]) if row["phase"] is not None else row["label"],
+            str(row["workers"]),
+            str(row["samples"]),
+            _mb_pair(row["worker_process_peak_rss_mb"], row["worker_process_peak_pss_mb"]),
+            _mb_pair(row["rest_peak_rss_mb"], row["rest_peak_pss_mb"]),
+            _rest_is(row),
+            _mb_pair(row["total_peak_rss_mb"], row["total_peak_pss_mb"]),
+            "–" if within is None else ("within" if within else "OVER"),
+            end_section=index + 1 == len(rows) or rows[index + 1]["label"] != row["label"],
+        )
+    return table
+
+
+#: Issue 7's drain targets for phase 5's pool, as steady-rate ratios with 2 processes.
+PHASE5_X_PHASE4_TARGET = 5.0
+PHASE5_X_CELERY_TARGET = 1.0
+
+
+def steady_rates(report: BenchReport, workers: int) -> dict[str, float]:
+    """Steady drain rate by label (``phase 5``, ``Celery``) of the complete drains with ``workers`` processes."""
+    return {d.label: d.steady_tasks_per_second for d in report.drain if d.workers == workers and d.all_completed}
+
+
+def drain_ratios(report: BenchReport) -> dict[str, float]:
+    """Phase 5 against phase 4 and against Celery, steady rates, per worker count measured on both sides."""
+    ratios: dict[str, float] = {}
+    for workers in sorted({d.workers for d in report.drain}):
+        rates = steady_rates(report, workers)
+        for base in ("phase 4", "Celery"):
+            if "phase 5" in rates and base in rates:
+                ratios[f"phase 5 ÷ {base}, {workers} worker process(es), steady"] = ratio(rates["phase 5"], rates[base])
+    return ratios
 
 
 #: Issue 6's budget for monitoring: phase 4 may cost at most this much more than phase 3.
@@ -379,16 +482,79 @@ def notes(report: BenchReport) -> list[str]:
         )
     if report.drain:
         lines.append("drain wall = workers launched → last task completed (start-up included); steady = first task started → last completed.")
-    for workers in sorted({d.workers for d in report.drain}):
-        rates = {d.phase: d.steady_tasks_per_second for d in report.drain if d.workers == workers and d.all_completed}
-        if 4 in rates and 5 in rates:
-            lines.append(
-                f"phase 5's pool (no fork per job) against phase 4, {workers} worker process(es), steady drain: "
-                f"{ratio(rates[5], rates[4]):.2f}× (issue 7 asks ≥ 5× with 2)"
-            )
+    lines += drain_ratio_notes(report)
+    lines += memory_notes(report)
     for what, cost in monitoring_overhead(report).items():
         verdict = "within" if cost <= MONITORING_OVERHEAD_BUDGET else "OVER"
         lines.append(f"monitoring (phase 4 vs phase 3), {what}: {cost:+.1%} ({verdict} the {MONITORING_OVERHEAD_BUDGET:.0%} budget)")
+    return lines
+
+
+def drain_ratio_notes(report: BenchReport) -> list[str]:
+    """Phase 5 ÷ phase 4 and phase 5 ÷ Celery, side by side for each worker count, against issue 7's asks."""
+    lines = []
+    for workers in sorted({d.workers for d in report.drain}):
+        rates = steady_rates(report, workers)
+        if "phase 5" not in rates:
+            continue
+        parts = []
+        if "phase 4" in rates:
+            asked = f"; issue 7 asks ≥ {PHASE5_X_PHASE4_TARGET:.0f}× with 2" if workers == 2 else ""
+            parts.append(f"phase 5 ÷ phase 4 {ratio(rates['phase 5'], rates['phase 4']):.2f}× (no fork per job{asked})")
+        if "Celery" in rates:
+            parts.append(
+                f"phase 5 ÷ Celery {ratio(rates['phase 5'], rates['Celery']):.2f}× "
+                f"(Celery prefork: {_num(rates['Celery'], 1)} tasks/s, same attempt and writes; "
+                f"issue 7 asks ≥ {PHASE5_X_CELERY_TARGET:.1f}×)"
+            )
+        if parts:
+            lines.append(f"steady drain, {workers} worker process(es): " + "; ".join(parts))
+    return lines
+
+
+def _verdict(value_mb: float, target_mb: float) -> str:
+    if math.isnan(value_mb):
+        return "not measured"
+    return f"{'within' if value_mb <= target_mb else 'OVER'} the {target_mb:.0f} MB target"
+
+
+def _pool_memory_line(row: dict[str, Any]) -> str:
+    """Phase 5 against issue 7's targets: each pool process's peak, then the rest's."""
+    pool_peaks = [peak for role in row["roles"] if role["worker_process"] for peak in role["process_peaks_rss_mb"]]
+    each = ", ".join(_num(peak, 0) for peak in pool_peaks) or "–"
+    return (
+        f"phase 5 memory, {row['workers']} pool process(es): peak RSS {each} MB "
+        f"({_verdict(row['worker_process_peak_rss_mb'], WORKER_PROCESS_TARGET_MB)} per process); "
+        f"the rest ({_rest_is(row)}) {_num(row['rest_peak_rss_mb'], 0)} MB "
+        f"({_verdict(row['rest_peak_rss_mb'], REST_TARGET_MB)}); "
+        f"{_num(row['total_peak_rss_mb'], 0)} MB RSS, {_num(row['total_peak_pss_mb'], 0)} MB PSS in all"
+    )
+
+
+def _compared_memory_line(row: dict[str, Any]) -> str:
+    """Another drain's memory in the same terms, for comparison with phase 5's."""
+    return (
+        f"{row['label']} with {row['workers']} worker(s): {_num(row['worker_process_peak_rss_mb'], 0)} MB per worker process, "
+        f"{_num(row['rest_peak_rss_mb'], 0)} MB for the rest, "
+        f"{_num(row['total_peak_rss_mb'], 0)} MB RSS, {_num(row['total_peak_pss_mb'], 0)} MB PSS in all"
+    )
+
+
+def memory_notes(report: BenchReport) -> list[str]:
+    """How to read the memory table, and phase 5's verdict against issue 7's targets, beside phase 4 and Celery."""
+    rows = memory_rows(report.drain)
+    if not rows:
+        return []
+    lines = [
+        "memory: RSS counts shared pages in every process that maps them; PSS divides them among those processes, "
+        "so PSS sums to what the processes cost together (a forked RQ work horse shares most of its parent's pages). "
+        "A worker process runs tasks (RQ worker, pool process, Celery pool child); the rest serves them."
+    ]
+    for row in rows:
+        if row["phase"] != 5:
+            continue
+        others = [r for r in rows if r["label"] in ("phase 4", "Celery") and r["workers"] == row["workers"]]
+        lines.append("; ".join([_pool_memory_line(row), *(_compared_memory_line(other) for other in others)]) + ".")
     return lines
 
 
@@ -401,6 +567,8 @@ def print_report(report: BenchReport, console: Console) -> None:
         console.print(submit_table(report))
     if report.drain:
         console.print(drain_table(report))
+    if memory_rows(report.drain):
+        console.print(memory_table(report))
     if report.listing:
         console.print(listing_table(report))
     if report.stats_query:

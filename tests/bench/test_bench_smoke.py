@@ -17,14 +17,23 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SMOKE_TIMEOUT_SECONDS = 150
+#: Three phases drain with 1 and 2 workers, then Celery: about a minute on a quiet machine, up to
+#: three on a 2-core one busy with other tests. A hang guard, not a speed check.
+SMOKE_TIMEOUT_SECONDS = 270
 DRAIN_TASKS = 12
 DRAIN_WORKERS = (1, 2)
-#: Phase 3 and phase 4 drained side by side: their ratio is what monitoring costs.
-DRAIN_PHASES = (3, 4)
+#: Phase 3 and phase 4 drained side by side: their ratio is what monitoring costs. Phase 5 brings
+#: Celery's drain with it (on by default), so the peer's machinery is smoke-tested too.
+DRAIN_PHASES = (3, 4, 5)
+#: Celery's prefork pool always drains with this many processes.
+CELERY_PROCESSES = 2
 #: A small table for part (c), yet deeper than the deepest offset the API accepts (10,000), so
 #: that every query has a page to read.
 LIST_ROWS = 12_000
+
+
+#: pytest-timeout's default (120 s) covers one test; the module's run is bounded by SMOKE_TIMEOUT_SECONDS.
+pytestmark = pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS + 30)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +86,8 @@ def test_every_accepted_task_was_stored_then_run_or_queued(bench_run: tuple[subp
 def test_the_drain_completes_every_task_with_1_and_2_workers(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
     completed, figures = bench_run
     assert "(b) drain" in completed.stdout
-    assert [(row["phase"], row["workers"]) for row in figures["drain"]] == [(p, w) for p in DRAIN_PHASES for w in DRAIN_WORKERS]
+    phase_rows = [row for row in figures["drain"] if row["system"] == "tasklab"]
+    assert [(row["phase"], row["workers"]) for row in phase_rows] == [(p, w) for p in DRAIN_PHASES for w in DRAIN_WORKERS]
     for row in figures["drain"]:
         assert row["completed"] == row["tasks"] == DRAIN_TASKS and row["failed"] == 0
         assert row["all_completed"] is True
@@ -99,3 +109,35 @@ def test_the_list_queries_are_timed_on_a_seeded_table(bench_run: tuple[subproces
     for row in figures["listing"]:
         assert row["runs"] == 3 and row["median_ms"] > 0 and row["total"] > 0
         assert row["page_items"] > 0 or row["query"].startswith("exact COUNT")
+
+
+def test_celery_drains_the_same_tasks_beside_phase_5(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    """Celery's prefork pool completes every row, right after phase 5, and the ratio is printed and written."""
+    completed, figures = bench_run
+    labels = [row["label"] for row in figures["drain"]]
+    assert labels[-1] == "Celery" and labels[-2] == "phase 5"
+    celery = figures["drain"][-1]
+    assert celery["system"] == "celery" and celery["phase"] is None and celery["workers"] == CELERY_PROCESSES
+    assert celery["completed"] == DRAIN_TASKS and celery["all_completed"] is True
+    assert celery["steady_tasks_per_second"] > 0
+    assert set(figures["drain_ratios"]) == {
+        f"phase 5 ÷ {base}, {CELERY_PROCESSES} worker process(es), steady" for base in ("phase 4", "Celery")
+    } | {"phase 5 ÷ phase 4, 1 worker process(es), steady"}
+    assert all(value > 0 for value in figures["drain_ratios"].values())
+    assert "phase 5 ÷ Celery" in completed.stdout
+
+
+def test_memory_is_sampled_beside_each_drain(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    """Every drain has peaks on both sides; phase 5's rest is its supervisor, checked against issue 7's targets."""
+    completed, figures = bench_run
+    assert "(b) memory while draining" in completed.stdout
+    memory = {(row["label"], row["workers"]): row for row in figures["drain_memory"]}
+    assert set(memory) == {(row["label"], row["workers"]) for row in figures["drain"]}
+    for row in memory.values():
+        assert row["samples"] > 0
+        assert row["rest_peak_rss_mb"] > 0 and row["total_peak_rss_mb"] >= row["rest_peak_rss_mb"]
+    pool = memory[("phase 5", 2)]
+    assert [role["role"] for role in pool["roles"] if not role["worker_process"]] == ["supervisor"]
+    assert isinstance(pool["within_targets"], bool)
+    assert figures["drain_memory_targets_mb"] == {"worker_process_rss": 70.0, "rest_rss": 130.0}
+    assert "phase 5 memory" in completed.stdout
