@@ -32,9 +32,7 @@ def describe_error(exc: BaseException) -> str:
 def claim_task(engine: Engine, task_id: uuid.UUID, *, worker: str | None) -> Task | None:
     """Move a task from ``pending`` to ``running`` and return it, or ``None`` if it was not pending."""
     with Session(engine, expire_on_commit=False) as session:
-        if not transitions.mark_running(session, task_id, worker=worker):
-            return None
-        return session.get(Task, task_id)
+        return transitions.claim(session, task_id, worker=worker)
 
 
 def record(engine: Engine, change: Callable[..., bool], task_id: uuid.UUID, *args: Any) -> bool:
