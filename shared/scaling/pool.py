@@ -47,11 +47,14 @@ from pathlib import Path
 from types import FrameType
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -82,6 +85,11 @@ THREAD_JOIN_SECONDS = 5.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 #: A pool started without a name gets this many random hex digits: short enough to read in logs.
 POOL_NAME_HEX_DIGITS = 8
+#: The signal a pool process sends itself to stop the job it runs (SIGALRM is RQ's time limit).
+STOP_JOB_SIGNAL = signal.SIGUSR1
+#: The work loop's own heartbeats are sent at most this often (RQ sends three per job); the
+#: worker's key lives ``worker_ttl + 60`` seconds, so this only removes repeats.
+HEARTBEAT_MIN_INTERVAL_SECONDS = 2.0
 #: Linux's prctl() option "send me this signal when my parent dies" (<linux/prctl.h>).
 PR_SET_PDEATHSIG = 1
 
@@ -90,15 +98,83 @@ PR_SET_PDEATHSIG = 1
 # A pool process: RQ's SimpleWorker on the five queues
 
 
+class AttemptStopped(BaseException):
+    """Raised in a pool process's main thread when the task it runs was cancelled.
+
+    A ``BaseException``, like RQ's own job timeout, so the attempt's ``except Exception`` does not
+    record it as a failure: the API has already moved the task to ``cancelled``, and RQ marks the
+    job ``stopped`` (not failed, never retried) because the stop was asked for.
+    """
+
+
 class PoolWorker(SimpleWorker):
     """RQ's SimpleWorker (each job runs here, no fork), with the task's log context bound.
 
     The job's time limit still holds: SimpleWorker enforces it with SIGALRM in this process's
-    main thread, and the attempt records the timeout like any failure.
+    main thread, and the attempt records the timeout like any failure. So does a cancel: RQ's
+    stop-job command ends the attempt (:meth:`kill_horse`).
     """
 
     #: Read by :func:`run_worker_loop`: a loop that ended on SIGTERM is not started again.
     stop_requested = False
+    #: The job :meth:`perform_job` is running, if any: only that job may be interrupted.
+    performing_job_id: str | None = None
+
+    # -- cancelling a running task ---------------------------------------------------------------
+    # The API cancels a running task by sending RQ's stop-job command. RQ's forking worker then
+    # kills the work horse; a SimpleWorker has none, and RQ's kill_horse() does nothing, so the
+    # attempt would run to its end. Here the "horse" is this process's main thread: the command
+    # (received on RQ's pubsub thread) sends this process a signal, whose handler raises in the
+    # main thread, between two bytecodes of the job.
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        signal.signal(STOP_JOB_SIGNAL, self.stop_current_job)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """RQ's "kill the horse that runs the job": interrupt the job in this process instead."""
+        os.kill(os.getpid(), STOP_JOB_SIGNAL)
+
+    def stop_current_job(self, signum: int, frame: FrameType | None) -> None:
+        # Only the job the stop was asked for, and only while it runs: a late signal finds
+        # performing_job_id changed (or None) and does nothing.
+        if self.performing_job_id is not None and self.performing_job_id == self._stopped_job_id:
+            raise AttemptStopped(f"job {self.performing_job_id} stopped by request")
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        self.performing_job_id = job.id
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            self.performing_job_id = None
+
+    # RQ's loop talks to Redis about the worker itself several times per job: a heartbeat
+    # (3 commands) before the dequeue, after it and after the job, and its state ("idle") twice.
+    # Each is a round trip, and for a short job they cost more than the job. The three methods
+    # below keep what those calls are for (the worker's key never expires while it lives; its
+    # state is right) and drop the repeats. Measured in docs/05-scaling.md.
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat, but at most once per :data:`HEARTBEAT_MIN_INTERVAL_SECONDS` from the loop.
+
+        A heartbeat keeps the worker's key alive for ``worker_ttl + 60`` seconds; one per job
+        adds nothing when jobs take milliseconds. Heartbeats with their own timeout (the one
+        before a job, sized to the job's time limit) or inside a pipeline are always sent.
+        """
+        if timeout is None and pipeline is None and self.last_heartbeat is not None:
+            if (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_MIN_INTERVAL_SECONDS:
+                return
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """RQ's ``set_state``, without re-sending a state Redis already has (RQ sets "idle" twice per job)."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """Stamp the end; skip RQ's job heartbeat here: the job is finalized next, in this same thread."""
+        job.ended_at = now()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True

@@ -1,13 +1,23 @@
 """What phase 3's tests share: fast-recovery settings, phase 3 processes, and real crashes.
 
 Every later phase keeps phase 3's promises, so every test here runs on phase 3 *and* on each
-later phase (ids ``phase3``, ``phase4``): the fault tests are the proof that monitoring changed
-nothing about recovery.
+later phase (ids ``phase3``, ``phase4``, ``phase5``): the fault tests are the proof that
+monitoring and scaling changed nothing about recovery.
 
-Crashes are real signals to real processes. RQ's work horse calls ``setpgrp()``, so a signal
-to the worker's process group does not reach it: :func:`crash` freezes the worker, SIGKILLs
-every process it forked, then the worker itself, the way a lost machine or a container kill
-takes everything at once.
+What "a worker" is depends on the phase, and the fixtures below hide the difference:
+
+* phases 3 and 4: ``python -m phaseN_x.worker``, one RQ worker that forks a **work horse** per
+  job (the horse calls ``setpgrp()``: a process group of its own);
+* phase 5: ``python -m phase5_scaling.worker``, a **pool**: a supervisor and its pool
+  processes (one, unless a test asks for more with ``--processes``). There is no fork per job: the
+  pool process that took the job runs it, and it too lives in a process group of its own. Its
+  tasks record the process's name, ``NAME-1``, not the pool's (:func:`task_worker`).
+
+Crashes are real signals to real processes. :func:`kill_horse` SIGKILLs only the process
+running the task (what the OOM killer does): a work horse, or a pool process, which its
+supervisor then replaces. :func:`crash` freezes the worker (or the supervisor), SIGKILLs every
+process it started, then the worker itself, the way a lost machine or a container kill takes
+everything at once.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ import pytest
 import redis
 from sqlalchemy.engine import Engine
 
+from shared.models import PRIORITY_DEFAULT
 from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, Phase, start_api, start_worker
 
 #: The phases whose recovery these tests prove: phase 3, and every phase that keeps its promises.
-RECOVERY_PHASES = [3, 4]
+RECOVERY_PHASES = [3, 4, 5]
 
 #: Recovery in about a second instead of the production defaults (10 s leases, 10 s grace):
 #: the mechanisms are the same, only the clocks are faster.
@@ -52,8 +63,12 @@ def recovery_phase(request: pytest.FixtureRequest) -> Phase:
 
 @pytest.fixture(scope="module")
 def queue_name(recovery_phase: Phase) -> str:
-    """The phase's RQ queue (each phase has its own, so phases can share a Redis)."""
-    return str(importlib.import_module(f"{recovery_phase.package}.jobs").QUEUE_NAME)
+    """The RQ queue a task of the default priority waits in (each phase has its own names, so
+    phases can share a Redis): phases 3 and 4 have one queue, phase 5 one per priority level."""
+    jobs = importlib.import_module(f"{recovery_phase.package}.jobs")
+    if recovery_phase.has_pool:
+        return str(jobs.QUEUE_NAMES[jobs.PRIORITIES.index(PRIORITY_DEFAULT)])
+    return str(jobs.QUEUE_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +96,15 @@ WorkerFactory = Callable[..., ManagedProcess]
 
 @pytest.fixture
 def workers(recovery_phase: Phase, env: dict[str, str]) -> Iterator[WorkerFactory]:
-    """Start the phase's workers on demand (``extra_env`` changes one worker's settings); all stop after the test."""
+    """Start the phase's workers on demand (``extra_env`` changes one worker's settings); all stop after the test.
+
+    On phase 5 a worker is a pool of one process, unless the arguments say ``--processes N``.
+    """
     started: list[ManagedProcess] = []
 
     def start(*args: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        if recovery_phase.has_pool and "--processes" not in args:
+            args = ("--processes", "1", *args)
         worker = start_worker(recovery_phase, {**env, **(extra_env or {})}, *args, index=len(started) + 1)
         started.append(worker)
         return worker
@@ -92,6 +112,12 @@ def workers(recovery_phase: Phase, env: dict[str, str]) -> Iterator[WorkerFactor
     yield start
     for worker in started:
         worker.stop()
+
+
+def task_worker(phase: Phase, name: str) -> str:
+    """What ``task.worker`` records for a task run by the worker started with ``--name NAME``:
+    the name itself, or, for a pool of one process, that process's name ``NAME-1``."""
+    return f"{name}-1" if phase.has_pool else name
 
 
 def _children() -> dict[int, list[int]]:
@@ -118,7 +144,11 @@ def descendants(pid: int) -> list[int]:
 
 
 def work_horses(worker: ManagedProcess) -> list[int]:
-    """The work horses of a worker: its children that RQ moved into a process group of their own."""
+    """The processes that run a worker's tasks: its descendants in a process group of their own.
+
+    Phases 3 and 4: RQ's work horse, forked for the job and moved into its own group by RQ.
+    Phase 5: the pool processes, which the supervisor starts each in its own group.
+    """
     return [pid for pid in descendants(worker.pid) if os.getpgid(pid) == pid] if worker.alive() else []
 
 
@@ -130,15 +160,18 @@ def _sigkill(pid: int) -> None:
 
 
 def kill_horse(worker: ManagedProcess) -> int:
-    """SIGKILL the worker's current work horse only (what the OOM killer does); return its pid."""
+    """SIGKILL only the process running the worker's task (what the OOM killer does); return its pid.
+
+    That is the work horse (phases 3 and 4) or, in a pool of one process, that process (phase 5).
+    """
     [horse] = work_horses(worker)
     _sigkill(horse)
     return horse
 
 
 def crash(worker: ManagedProcess) -> None:
-    """SIGKILL a worker and everything it forked (horse, scheduler) at once."""
-    os.kill(worker.pid, signal.SIGSTOP)  # frozen: it cannot fork a new horse while we aim
+    """SIGKILL a worker and everything it started (horse, scheduler, reconciler; or a pool's processes) at once."""
+    os.kill(worker.pid, signal.SIGSTOP)  # frozen: it cannot fork a new horse or process while we aim
     for pid in descendants(worker.pid):
         _sigkill(pid)
     worker.kill()

@@ -122,6 +122,13 @@ def test_a_priority_1_task_starts_within_its_bound_under_a_stream_of_priority_5(
     pools("--processes", "1", extra_env={"PRIORITY_MAX_WAIT_SECONDS": bounds, "AGING_INTERVAL_SECONDS": "0.2"})
     for _ in range(40):
         submit(client, *stream, priority=5)
+    # Measured from a saturated pool, not from its start-up (importing a worker takes seconds on a
+    # loaded machine, and no bound can include that).
+    wait_for(
+        lambda: client.get("/tasks", params={"status": "completed", "limit": 1}).json()["total"] >= 1,
+        timeout=60,
+        message="the pool working through the stream",
+    )
 
     low = submit(client, "noop", priority=1)
     deadline = time.monotonic() + 20
