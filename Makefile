@@ -6,7 +6,8 @@
 #   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set);
 #                        installs Debian's prometheus and chromium first if they are missing
 #   make run PHASE=2     one phase's API (and WORKERS=1 workers) on PORT=8000; Ctrl-C stops all
-#   make bench           throughput and latency figures, as ratios to a baseline
+#   make bench           throughput and latency figures, as ratios to a baseline; writes
+#                        docs/data/bench.json and the plots docs/img/bench-*.png
 #   make docs            regenerate the code listings and diffs quoted in docs/
 #   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
 
@@ -58,8 +59,12 @@ test: $(STAMP) system-deps
 run: $(STAMP)
 	$(PY) -m tasklab_cli.run --phase $(PHASE) --workers $(WORKERS) --port $(PORT)
 
+#: Where make bench keeps the figures of its last run; the chapters embed the plots drawn from them.
+BENCH_JSON := docs/data/bench.json
+
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench --json $(BENCH_JSON)
+	$(PY) -m bench.plots $(BENCH_JSON) --out docs/img
 
 docs: $(STAMP)
 	$(PY) -m tasklab_cli.listings --write
