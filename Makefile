@@ -9,6 +9,10 @@
 #   make bench           throughput and latency figures, as ratios to a baseline; writes
 #                        docs/data/bench.json and the plots docs/img/bench-*.png
 #   make docs            regenerate the code listings and diffs quoted in docs/
+#   make site / serve    the tutorial as a website in site/, or previewed with live reload
+#   make lint            ruff check, ruff format --check and mypy, as CI runs them
+#   make compose-test    phase 6 on a private Docker engine: build, run, verify, faults (root)
+#   make compose-up      phase 6's stack for a user (docker compose; make compose-env first)
 #   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
 
 PYTHON ?= python3

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,50 +78,99 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--phases '' --drain-tasks 0 --stats-rows 1000000.",
     )
     # Every default is None here so that --quick can tell "not given" from "given".
-    parser.add_argument("--quick", action="store_true", help="tiny numbers: checks the machinery in seconds; the figures mean little")
-    parser.add_argument("--phases", type=int_list, help=f"phases whose POST /tasks to measure, comma-separated, '' for none (default {','.join(map(str, DEFAULTS.phases))})")
-    parser.add_argument("--requests", type=int, help=f"requests per route and phase, all rounds together (default {DEFAULTS.requests})")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny numbers: checks the machinery in seconds; the figures mean little"
+    )
+    parser.add_argument(
+        "--phases",
+        type=int_list,
+        help=f"phases whose POST /tasks to measure, comma-separated, '' for none (default {','.join(map(str, DEFAULTS.phases))})",
+    )
+    parser.add_argument(
+        "--requests", type=int, help=f"requests per route and phase, all rounds together (default {DEFAULTS.requests})"
+    )
     parser.add_argument("--warmup", type=int, help=f"unmeasured requests per route first (default {DEFAULTS.warmup})")
     parser.add_argument("--concurrency", type=int, help=f"requests in flight at once (default {DEFAULTS.concurrency})")
     parser.add_argument("--rounds", type=int, help=f"alternating rounds the requests are split into (default {DEFAULTS.rounds})")
-    parser.add_argument("--time-cap", dest="time_cap_seconds", type=float, help=f"seconds at most per route and phase (default {DEFAULTS.time_cap_seconds:.0f})")
-    parser.add_argument("--drain-tasks", type=int, help=f"no-op tasks to drain, 0 to skip part (b) (default {DEFAULTS.drain_tasks})")
-    parser.add_argument("--drain-workers", type=int_list, help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})")
-    parser.add_argument("--drain-phases", type=int_list, help=f"phases whose workers drain, '' for none (default {','.join(map(str, DEFAULTS.drain_phases))})")
-    parser.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float, help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})")
+    parser.add_argument(
+        "--time-cap",
+        dest="time_cap_seconds",
+        type=float,
+        help=f"seconds at most per route and phase (default {DEFAULTS.time_cap_seconds:.0f})",
+    )
+    parser.add_argument(
+        "--drain-tasks", type=int, help=f"no-op tasks to drain, 0 to skip part (b) (default {DEFAULTS.drain_tasks})"
+    )
+    parser.add_argument(
+        "--drain-workers",
+        type=int_list,
+        help=f"worker counts to drain with (default {','.join(map(str, DEFAULTS.drain_workers))})",
+    )
+    parser.add_argument(
+        "--drain-phases",
+        type=int_list,
+        help=f"phases whose workers drain, '' for none (default {','.join(map(str, DEFAULTS.drain_phases))})",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        dest="drain_timeout_seconds",
+        type=float,
+        help=f"seconds a drain may take (default {DEFAULTS.drain_timeout_seconds:.0f})",
+    )
     parser.add_argument(
         "--no-celery",
         dest="celery",
         action="store_false",
         default=None,
-        help="skip the Celery prefork drain (2 processes) that otherwise follows phase 5's drains, for the phase 5 ÷ Celery ratio",
+        help="skip the Celery prefork drain (2 processes) that otherwise follows phase 5's drains, "
+        "for the phase 5 ÷ Celery ratio",
     )
-    parser.add_argument("--list-rows", type=int, help="(c) seed a task table of this many rows and time GET /tasks' queries on it (default 0: skip)")
+    parser.add_argument(
+        "--list-rows",
+        type=int,
+        help="(c) seed a task table of this many rows and time GET /tasks' queries on it (default 0: skip)",
+    )
     parser.add_argument("--list-repeats", type=int, help=f"measured runs of each list query (default {DEFAULTS.list_repeats})")
     parser.add_argument(
         "--list-postgres",
         dest="list_postgres_url",
         default=os.environ.get(POSTGRES_URL_VARIABLE),
-        help=f"PostgreSQL URL to time the list queries on too, in a schema of its own, dropped after (default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
+        help="PostgreSQL URL to time the list queries on too, in a schema of its own, dropped after "
+        f"(default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
     )
-    parser.add_argument("--stats-rows", type=int, help="(d) seed a task table of this many rows and time GET /stats on it (default 0: skip)")
-    parser.add_argument("--stats-repeats", type=int, help=f"measured runs of /stats per window (default {DEFAULTS.stats_repeats})")
-    parser.add_argument("--stats-windows", type=lambda text: tuple(w for w in text.split(",") if w), help=f"windows to time /stats with (default {','.join(DEFAULTS.stats_windows)})")
+    parser.add_argument(
+        "--stats-rows", type=int, help="(d) seed a task table of this many rows and time GET /stats on it (default 0: skip)"
+    )
+    parser.add_argument(
+        "--stats-repeats", type=int, help=f"measured runs of /stats per window (default {DEFAULTS.stats_repeats})"
+    )
+    parser.add_argument(
+        "--stats-windows",
+        type=lambda text: tuple(w for w in text.split(",") if w),
+        help=f"windows to time /stats with (default {','.join(DEFAULTS.stats_windows)})",
+    )
     parser.add_argument(
         "--stats-postgres",
         dest="stats_postgres_url",
         default=os.environ.get(POSTGRES_URL_VARIABLE),
-        help=f"PostgreSQL URL to time /stats on too, in a schema of its own, dropped after (default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
+        help="PostgreSQL URL to time /stats on too, in a schema of its own, dropped after "
+        f"(default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
     )
-    parser.add_argument("--json", dest="json_path", type=Path, help="also write the figures, ratios and machine facts to this JSON file")
-    parser.add_argument("--keep", action="store_true", default=None, help="keep the work folder (databases, server and worker logs)")
+    parser.add_argument(
+        "--json", dest="json_path", type=Path, help="also write the figures, ratios and machine facts to this JSON file"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", default=None, help="keep the work folder (databases, server and worker logs)"
+    )
     return parser.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The preset (defaults or --quick) with every option the user gave on top."""
     base = QUICK if args.quick else DEFAULTS
-    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(BenchConfig) if getattr(args, f.name, None) is not None}
+    given: dict[str, Any] = {
+        f.name: getattr(args, f.name) for f in fields(BenchConfig) if getattr(args, f.name, None) is not None
+    }
     config = replace(base, **given)
     unknown = [n for n in (*config.phases, *config.drain_phases) if n not in PHASES]
     if unknown:
@@ -187,7 +237,7 @@ def run_drains(
                 report,
                 console,
                 f"phase {number} drain with {workers} worker(s)",
-                lambda n=number, w=workers: measure_drain(n, w, config, workdir, redis_url, progress),
+                partial(measure_drain, number, workers, config, workdir, redis_url, progress),
             )
             if drain is not None:
                 report.drain.append(drain)
@@ -218,7 +268,12 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
         with make_progress(console) as progress:
             for number in config.phases:
                 console.print(f"(a) phase {number}: POST /tasks vs the floor …")
-                outcome = attempt(report, console, f"phase {number} submit", lambda n=number: measure_phase(n, config, workdir, redis_url, progress))
+                outcome = attempt(
+                    report,
+                    console,
+                    f"phase {number} submit",
+                    partial(measure_phase, number, config, workdir, redis_url, progress),
+                )
                 if outcome is not None:
                     report.submit.append(outcome)
             if config.drain_tasks > 0 and redis_url is not None:
@@ -226,13 +281,23 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
             if config.list_rows > 0:
                 backends = ["sqlite", "postgresql"] if config.list_postgres_url else ["sqlite"]
                 for backend in backends:
-                    listing = attempt(report, console, f"listing on {backend}", lambda b=backend: measure_listing(b, config, workdir, console.print))
+                    listing = attempt(
+                        report,
+                        console,
+                        f"listing on {backend}",
+                        partial(measure_listing, backend, config, workdir, console.print),
+                    )
                     if listing is not None:
                         report.listing.append(listing)
             if config.stats_rows > 0 and redis_url is not None:
                 backends = ["sqlite", "postgresql"] if config.stats_postgres_url else ["sqlite"]
                 for backend in backends:
-                    measured = attempt(report, console, f"/stats on {backend}", lambda b=backend: measure_stats_query(b, config, workdir, redis_url, console.print))
+                    measured = attempt(
+                        report,
+                        console,
+                        f"/stats on {backend}",
+                        partial(measure_stats_query, backend, config, workdir, redis_url, console.print),
+                    )
                     if measured is not None:
                         report.stats_query.append(measured)
 

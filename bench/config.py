@@ -98,4 +98,13 @@ class BenchConfig:
 DEFAULTS = BenchConfig()
 
 #: ``--quick``: a smoke test of the whole machinery in a few seconds of measuring.
-QUICK = replace(DEFAULTS, requests=60, warmup=10, rounds=1, single_client_requests=20, time_cap_seconds=10.0, drain_tasks=20, drain_timeout_seconds=60.0)
+QUICK = replace(
+    DEFAULTS,
+    requests=60,
+    warmup=10,
+    rounds=1,
+    single_client_requests=20,
+    time_cap_seconds=10.0,
+    drain_tasks=20,
+    drain_timeout_seconds=60.0,
+)

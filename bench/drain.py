@@ -122,7 +122,9 @@ def enqueue_tasks(base_url: str, config: BenchConfig, progress: Progress, label:
         raise RuntimeError(f"only {sample.ok} of {config.drain_tasks} tasks were accepted; first error: {sample.first_error}")
 
 
-def wait_for_drain(engine: Engine, workers: list[ManagedProcess], result: DrainResult, config: BenchConfig, progress: Progress, label: str) -> None:
+def wait_for_drain(
+    engine: Engine, workers: list[ManagedProcess], result: DrainResult, config: BenchConfig, progress: Progress, label: str
+) -> None:
     """Poll the database until every task is final, every worker has exited, or time is up."""
     bar = progress.add_task(f"{label} · drain", total=result.tasks)
     deadline = time.monotonic() + config.drain_timeout_seconds
@@ -191,7 +193,9 @@ def time_drain(
         raise RuntimeError(f"{label}: {counts}\n{logs}")
 
 
-def measure_drain(phase_number: int, workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
+def measure_drain(
+    phase_number: int, workers: int, config: BenchConfig, workdir: Path, redis_url: str, progress: Progress
+) -> DrainResult:
     """Enqueue ``drain_tasks`` no-op tasks, then time ``workers`` burst workers of the phase completing them."""
     phase = PHASES[phase_number]
     label = f"drain · phase {phase_number} · {workers} worker{'s' if workers > 1 else ''}"

@@ -140,9 +140,9 @@ def matching(session: Session, query: ListQuery) -> int:
     """How many tasks match the query's filters: an exact count, for set-up and the comparison row."""
     count = select(func.count()).select_from(Task)
     if query.status is not None:
-        count = count.where(col(Task.status) == query.status.value)  # type: ignore[arg-type]
+        count = count.where(col(Task.status) == query.status.value)
     if query.task_type is not None:
-        count = count.where(col(Task.task_type) == query.task_type.value)  # type: ignore[arg-type]
+        count = count.where(col(Task.task_type) == query.task_type.value)
     return int(session.exec(count).one())
 
 
@@ -162,7 +162,9 @@ def build_run(engine: Engine, query: ListQuery) -> Callable[[], tuple[int, int, 
         with Session(engine) as session:
             if query.exact_count:
                 return 0, matching(session, query), True
-            listing = store.list_tasks(session, status=query.status, task_type=query.task_type, limit=PAGE_SIZE, offset=offset, after=after)
+            listing = store.list_tasks(
+                session, status=query.status, task_type=query.task_type, limit=PAGE_SIZE, offset=offset, after=after
+            )
             return len(listing.items), listing.total, listing.total_is_exact
 
     return run

@@ -17,7 +17,20 @@ from pathlib import Path
 
 import redis
 
-PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "sqlalchemy", "rq", "redis", "httpx", "celery", "kombu")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "rq",
+    "redis",
+    "httpx",
+    "celery",
+    "kombu",
+)
 
 
 def cpu_model() -> str:

@@ -203,7 +203,14 @@ def write_json(report: BenchReport, path: Path) -> None:
         "config": asdict(report.config),
         "submit": [row for phase in report.submit for row in submit_rows(phase)],
         "submit_store": [
-            {"phase": p.phase, "accepted": p.accepted, "stored": p.stored, "completed": p.completed, "queued": p.queued, "problem": p.problem}
+            {
+                "phase": p.phase,
+                "accepted": p.accepted,
+                "stored": p.stored,
+                "completed": p.completed,
+                "queued": p.queued,
+                "problem": p.problem,
+            }
             for p in report.submit
         ],
         "drain": drain_rows(report.drain),
@@ -239,7 +246,19 @@ def submit_table(report: BenchReport) -> Table:
     )
     table.add_column("phase")
     table.add_column("route", no_wrap=True)
-    for name in ("req/s", "p50 ms", "p99 ms", "req/s × floor", "p50 × floor", "p99 × floor", "server CPU ms/req", "client CPU", "errors", "1 client p50 ms", "1 client p99 ms"):
+    for name in (
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "req/s × floor",
+        "p50 × floor",
+        "p99 × floor",
+        "server CPU ms/req",
+        "client CPU",
+        "errors",
+        "1 client p50 ms",
+        "1 client p99 ms",
+    ):
         table.add_column(name, justify="right")
     for phase in report.submit:
         for row in submit_rows(phase):
@@ -442,29 +461,37 @@ def machine_table(report: BenchReport) -> Table:
 
 def notes(report: BenchReport) -> list[str]:
     """How to read the tables, and the one threshold the issue states."""
-    lines = [] if not report.submit else [
-        "POST /bench/floor: the framework's floor, in the same uvicorn process: an async no-op route; the same "
-        "request body is sent but never read. Routing, the body-size middleware, HTTP; nothing less answers on this stack.",
-        "POST /bench/validate: a sync route (thread pool, like POST /tasks) that parses and validates the body as "
-        "TaskCreate and returns it: everything POST /tasks does except the database and the queue.",
-        "POST /tasks: phase 1 stores the task and runs it in the API process after the 202; "
-        "phase 2 on stores it and enqueues an RQ job, no worker running (the queue grows); phase 4 also logs and counts it.",
-        "× floor: req/s below 1 is the share of the floor's rate a route keeps; latency above 1 is how many times longer it takes.",
-        "Under the concurrent load latency is mostly queueing (latency ≈ concurrency ÷ req/s); "
-        "'1 client' columns send one request at a time: the service time.",
-        "server CPU ms/req: CPU time of the API process per answered request (phase 1 includes running the task after the 202).",
-        "client CPU: the load generator's CPU over wall time. It shares the cores with the server: "
-        "near 100 % the client, not the server, limits the floor and the ratios understate the gap.",
-    ]
+    lines = (
+        []
+        if not report.submit
+        else [
+            "POST /bench/floor: the framework's floor, in the same uvicorn process: an async no-op route; the same "
+            "request body is sent but never read. Routing, the body-size middleware, HTTP; nothing less answers on this stack.",
+            "POST /bench/validate: a sync route (thread pool, like POST /tasks) that parses and validates the body as "
+            "TaskCreate and returns it: everything POST /tasks does except the database and the queue.",
+            "POST /tasks: phase 1 stores the task and runs it in the API process after the 202; "
+            "phase 2 on stores it and enqueues an RQ job, no worker running (the queue grows); phase 4 also logs and counts it.",
+            "× floor: req/s below 1 is the share of the floor's rate a route keeps; "
+            "latency above 1 is how many times longer it takes.",
+            "Under the concurrent load latency is mostly queueing (latency ≈ concurrency ÷ req/s); "
+            "'1 client' columns send one request at a time: the service time.",
+            "server CPU ms/req: CPU time of the API process per answered request "
+            "(phase 1 includes running the task after the 202).",
+            "client CPU: the load generator's CPU over wall time. It shares the cores with the server: "
+            "near 100 % the client, not the server, limits the floor and the ratios understate the gap.",
+        ]
+    )
     for phase in report.submit:
         if phase.phase == 2 and phase.problem is None:
             tasks = phase.result("tasks")
             p99, solo_p99 = tasks.sample.percentile_ms(99), tasks.single_client.percentile_ms(99)
             lines.append(
                 f"phase 2 POST /tasks, no worker running: p99 {_num(solo_p99, 2)} ms for one client "
-                f"({'within' if solo_p99 < PHASE2_POST_P99_TARGET_MS else 'OVER'} the {PHASE2_POST_P99_TARGET_MS:.0f} ms target), "
+                f"({'within' if solo_p99 < PHASE2_POST_P99_TARGET_MS else 'OVER'} "
+                f"the {PHASE2_POST_P99_TARGET_MS:.0f} ms target), "
                 f"p99 {_num(p99, 1)} ms with {report.config.concurrency} concurrent clients "
-                f"({'within' if p99 < PHASE2_POST_P99_TARGET_MS else 'over'} it); {phase.queued} jobs left queued, {phase.stored} rows stored."
+                f"({'within' if p99 < PHASE2_POST_P99_TARGET_MS else 'over'} it); "
+                f"{phase.queued} jobs left queued, {phase.stored} rows stored."
             )
         if phase.phase == 1 and phase.completed is not None:
             lines.append(f"phase 1: {phase.completed} of {phase.stored} accepted tasks ran to completed in the API process.")
@@ -481,12 +508,17 @@ def notes(report: BenchReport) -> list[str]:
             "tasks they hold (exact percentiles read every one)."
         )
     if report.drain:
-        lines.append("drain wall = workers launched → last task completed (start-up included); steady = first task started → last completed.")
+        lines.append(
+            "drain wall = workers launched → last task completed (start-up included); "
+            "steady = first task started → last completed."
+        )
     lines += drain_ratio_notes(report)
     lines += memory_notes(report)
     for what, cost in monitoring_overhead(report).items():
         verdict = "within" if cost <= MONITORING_OVERHEAD_BUDGET else "OVER"
-        lines.append(f"monitoring (phase 4 vs phase 3), {what}: {cost:+.1%} ({verdict} the {MONITORING_OVERHEAD_BUDGET:.0%} budget)")
+        lines.append(
+            f"monitoring (phase 4 vs phase 3), {what}: {cost:+.1%} ({verdict} the {MONITORING_OVERHEAD_BUDGET:.0%} budget)"
+        )
     return lines
 
 

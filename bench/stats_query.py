@@ -100,7 +100,7 @@ def end_of_history(engine: Engine) -> datetime:
         last = session.exec(select(func.max(Task.created_at))).one()
     if last is None:
         raise RuntimeError("the seeded table is empty")
-    return last + NOW_AFTER_LAST_TASK  # type: ignore[no-any-return]
+    return last + NOW_AFTER_LAST_TASK
 
 
 def time_window(engine: Engine, queues: list[Queue], window: str, now: datetime, repeats: int) -> WindowTiming:
@@ -121,7 +121,9 @@ def time_window(engine: Engine, queues: list[Queue], window: str, now: datetime,
     return timing
 
 
-def measure_stats_query(backend: str, config: BenchConfig, workdir: Path, redis_url: str, announce: Callable[[str], None]) -> StatsQueryResult:
+def measure_stats_query(
+    backend: str, config: BenchConfig, workdir: Path, redis_url: str, announce: Callable[[str], None]
+) -> StatsQueryResult:
     """Seed ``config.stats_rows`` tasks in ``backend`` and time ``collect_stats`` for each window."""
     result = StatsQueryResult(backend=backend, rows=config.stats_rows)
     connection = Redis.from_url(redis_url)

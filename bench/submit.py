@@ -180,7 +180,9 @@ def measure_phase(
     api = start_api(ServedWithBenchRoutes.of(phase), env, log_dir=workdir)
     bars: list[TaskID] = []
 
-    def load(endpoint: Endpoint, requests: int, time_cap: float, bar: TaskID, concurrency: int = config.concurrency) -> LoadSample:
+    def load(
+        endpoint: Endpoint, requests: int, time_cap: float, bar: TaskID, concurrency: int = config.concurrency
+    ) -> LoadSample:
         sample = run_load(
             api.base_url,
             endpoint.path,
@@ -206,7 +208,11 @@ def measure_phase(
             load(endpoint, config.warmup, config.time_cap_per_round, warm)
 
         for result in results:
-            bars.append(progress.add_task(f"phase {phase_number} · POST {result.endpoint.path}", total=config.requests_per_round * config.rounds))
+            bars.append(
+                progress.add_task(
+                    f"phase {phase_number} · POST {result.endpoint.path}", total=config.requests_per_round * config.rounds
+                )
+            )
         for _ in range(config.rounds):
             for result, bar in zip(results, bars[1:], strict=True):
                 cpu_before = server_cpu_seconds(server)
@@ -214,13 +220,21 @@ def measure_phase(
                 result.server_cpu_seconds += server_cpu_seconds(server) - cpu_before
                 result.sample.merge(sample)
 
-        bars.append(solo := progress.add_task(f"phase {phase_number} · one client at a time", total=config.single_client_requests * len(results)))
+        bars.append(
+            solo := progress.add_task(
+                f"phase {phase_number} · one client at a time", total=config.single_client_requests * len(results)
+            )
+        )
         for result in results:
-            result.single_client = load(result.endpoint, config.single_client_requests, config.time_cap_per_round, solo, concurrency=1)
+            result.single_client = load(
+                result.endpoint, config.single_client_requests, config.time_cap_per_round, solo, concurrency=1
+            )
     except PhaseStuck as stuck:
         outcome.problem = str(stuck)
     except Exception as exc:
-        raise RuntimeError(f"phase {phase_number} submit benchmark failed: {exc}\nserver log:\n{summarize_log(api.log_tail(20000))}") from exc
+        raise RuntimeError(
+            f"phase {phase_number} submit benchmark failed: {exc}\nserver log:\n{summarize_log(api.log_tail(20000))}"
+        ) from exc
     finally:
         for bar in bars:
             progress.remove_task(bar)

@@ -43,7 +43,9 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
     response_model=TaskRead,
     responses={413: ERROR_RESPONSES[413], 503: ERROR_RESPONSES[503]},
 )
-def create_task(body: TaskCreate, session: SessionDep, background_tasks: BackgroundTasks, request: Request, response: Response) -> TaskRead:
+def create_task(
+    body: TaskCreate, session: SessionDep, background_tasks: BackgroundTasks, request: Request, response: Response
+) -> TaskRead:
     """Store a task and run it in this process after the response is sent."""
     task = store.insert_task(session, body)
     # Runs in this server's thread pool after the 202 is sent. Nothing else remembers it: if

@@ -11,7 +11,6 @@ gets 503, so nothing is left ``pending`` with no job behind it. Phase 3 fixes it
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from redis.exceptions import RedisError
 
@@ -20,7 +19,6 @@ from shared import store, transitions
 from shared.models import TaskCreate, TaskRead
 from shared.settings import load_settings
 from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
-
 
 #: Settings, database, Redis and queue are opened when the server starts, never at import.
 lifespan = queue_lifespan(load_settings, make_queue)

@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from phase3_retry.jobs import enqueue_task, make_queue
-from shared.recovery.settings import load_settings
 from shared import store, transitions
 from shared.models import Task, TaskCreate, TaskRead
+from shared.recovery.settings import load_settings
 from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ def try_enqueue(request: Request, task: Task) -> None:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
-    409: {"description": "The request conflicts with the task's state or with an earlier request using the same Idempotency-Key."},
+    409: {
+        "description": "The request conflicts with the task's state or with an earlier request using the same Idempotency-Key."
+    },
 }
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -140,7 +142,9 @@ def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> Tas
     """Send a failed task (a dead letter) back to the queue with a fresh set of attempts."""
     task = get_task_or_404(session, task_id)
     if not transitions.mark_requeued(session, task_id):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"task {task_id} is {task.status}: only a failed task can be retried")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"task {task_id} is {task.status}: only a failed task can be retried"
+        )
     session.refresh(task)
     try_enqueue(request, task)
     return TaskRead.model_validate(task)

@@ -20,7 +20,9 @@ from shared.recovery.settings import RecoverySettings
 def build_reconciler(engine: Engine, connection: Redis, settings: RecoverySettings, name: str) -> Reconciler:
     """A reconciler for the ``phase3:tasks`` queue."""
     queue = make_queue(connection)
-    return Reconciler(engine, connection, settings, queues=[queue], enqueue=lambda task: enqueue_task(queue, task, settings), name=name)
+    return Reconciler(
+        engine, connection, settings, queues=[queue], enqueue=lambda task: enqueue_task(queue, task, settings), name=name
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

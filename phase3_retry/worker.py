@@ -54,7 +54,8 @@ def build_worker(connection: Redis, engine: Engine, settings: RecoverySettings, 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m phase3_retry.worker",
-        description=f"Run an RQ worker (with scheduler and reconciler) for the '{QUEUE_NAME}' queue. Needs REDIS_URL and DATABASE_URL.",
+        description=f"Run an RQ worker (with scheduler and reconciler) for the '{QUEUE_NAME}' queue. "
+        "Needs REDIS_URL and DATABASE_URL.",
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty instead of waiting for more")
     parser.add_argument("--name", default=None, help="worker name shown in RQ and in task.worker (default: WORKER_NAME or RQ's)")

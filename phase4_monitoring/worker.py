@@ -55,9 +55,9 @@ class MonitoredWorker(TaskWorker):
             super().execute_job(job, queue)
 
 
-
-
-def build_worker(connection: Redis, engine: Engine, settings: MonitoringSettings, name: str, events: TaskEvents) -> MonitoredWorker:
+def build_worker(
+    connection: Redis, engine: Engine, settings: MonitoringSettings, name: str, events: TaskEvents
+) -> MonitoredWorker:
     worker = MonitoredWorker(
         [make_queue(connection)],
         connection=connection,
@@ -80,10 +80,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Needs REDIS_URL and DATABASE_URL.",
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty instead of waiting for more")
-    parser.add_argument("--name", default=None, help="worker name shown in RQ, in task.worker and in logs (default: WORKER_NAME or random)")
+    parser.add_argument(
+        "--name", default=None, help="worker name shown in RQ, in task.worker and in logs (default: WORKER_NAME or random)"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--no-reconciler", action="store_true", help="do not run the reconciler loop in this worker")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port (default: no endpoint)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port (default: no endpoint)"
+    )
     return parser.parse_args(argv)
 
 

@@ -52,9 +52,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS, help=f"tasks to submit (default {DEFAULT_TASKS})")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"processes in the pool (default {DEFAULT_WORKERS})")
-    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE, help=f"TASK_TIME_SCALE (default {DEFAULT_TIME_SCALE})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed for types and priorities (default {DEFAULT_SEED})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_SECONDS:.0f})")
+    parser.add_argument(
+        "--time-scale", type=float, default=DEFAULT_TIME_SCALE, help=f"TASK_TIME_SCALE (default {DEFAULT_TIME_SCALE})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed for types and priorities (default {DEFAULT_SEED})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_SECONDS:.0f})",
+    )
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.workers < 1 or args.time_scale < 0:
         parser.error("--tasks and --workers must be at least 1, --time-scale at least 0")
@@ -149,9 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     stack = PhaseStack(PHASES[5], workers=args.workers, database_url=database_url, log_dir=workdir, extra_env=env)
     started = time.monotonic()
     with stack, httpx.Client(base_url=stack.api.base_url if stack.api else "", timeout=10) as client:
-        console.print(f"API {client.base_url} · Redis {stack.redis_url} · a pool of {args.workers} processes · database {database_url}")
+        console.print(
+            f"API {client.base_url} · Redis {stack.redis_url} · a pool of {args.workers} processes · database {database_url}"
+        )
         submitted = submit_random(client, args.tasks, random.Random(args.seed))
-        console.print(f"submitted {len(submitted)} tasks: " + ", ".join(f"priority {p}: {n}" for p, n in sorted(Counter(submitted.values()).items(), reverse=True)))
+        console.print(
+            f"submitted {len(submitted)} tasks: "
+            + ", ".join(f"priority {p}: {n}" for p, n in sorted(Counter(submitted.values()).items(), reverse=True))
+        )
         try:
             tasks = watch(client, submitted, console, args.timeout)
         except TimeoutError as exc:

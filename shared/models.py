@@ -90,7 +90,7 @@ class TaskBase(SQLModel):
 class TaskCreate(TaskBase):
     """The body of ``POST /tasks``: the payload is checked against its task type's model."""
 
-    model_config = {  # type: ignore[assignment]
+    model_config = {
         "extra": "forbid",
         # One example per task type, from the catalog, so /docs can submit each of them.
         "json_schema_extra": {
@@ -105,8 +105,7 @@ class TaskCreate(TaskBase):
             self.payload = validate_payload(self.task_type, self.payload)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'payload'}: {error['msg']}"
-                for error in exc.errors()
+                f"{'.'.join(str(part) for part in error['loc']) or 'payload'}: {error['msg']}" for error in exc.errors()
             )
             raise ValueError(f"invalid payload for {self.task_type.value}: {problems}") from None
         return self
@@ -135,8 +134,8 @@ class Task(TaskBase, table=True):
             "status", "completed_at", "task_type", "started_at", "created_at", "priority",
             sqlite_where=text("completed_at IS NOT NULL"),
             postgresql_where=text("completed_at IS NOT NULL"),
-        ),  # fmt: skip
-    )
+        ),
+    )  # fmt: skip
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     status: TaskStatus = Field(default=TaskStatus.PENDING, sa_type=String(16))

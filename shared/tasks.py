@@ -61,7 +61,7 @@ class TaskContext:
 
     attempt: int = 1
     time_scale: float = 1.0
-    report_progress: Callable[[int], None] = field(default=lambda percent: None)
+    report_progress: Callable[[int], object] = field(default=lambda percent: None)  # what it returns is ignored
 
     def simulate_work(self, seconds: float) -> None:
         """Stand in for real I/O or model latency, scaled so tests run at 0 s."""
@@ -101,7 +101,9 @@ class BatchProcessingPayload(_Payload):
     def numbers_add_up(cls, items: list[int | float | str]) -> list[int | float | str]:
         for index, item in enumerate(items):
             if isinstance(item, int | float) and abs(item) > MAX_BATCH_NUMBER:
-                raise ValueError(f"items[{index}] is beyond ±{MAX_BATCH_NUMBER} (2**53 - 1): the batch's sum would lose digits or overflow")
+                raise ValueError(
+                    f"items[{index}] is beyond ±{MAX_BATCH_NUMBER} (2**53 - 1): the batch's sum would lose digits or overflow"
+                )
         return items
 
 
@@ -248,29 +250,45 @@ _SUMMARY_TEXT = "Queues decouple work. Workers consume jobs from queues. Retries
 
 CATALOG: dict[TaskType, TaskDefinition] = {
     TaskType.TEXT_PROCESSING: TaskDefinition(
-        TextProcessingPayload, text_processing, 3.0,
+        TextProcessingPayload,
+        text_processing,
+        3.0,
         example={"text": "The quick brown fox jumps over the lazy dog"},
-        example_result={"operation": "analyze", "word_count": 9, "char_count": 43, "unique_words": 8, "most_common": ["the", "quick", "brown"]},
+        example_result={
+            "operation": "analyze",
+            "word_count": 9,
+            "char_count": 43,
+            "unique_words": 8,
+            "most_common": ["the", "quick", "brown"],
+        },
     ),
     TaskType.AI_SUMMARIZATION: TaskDefinition(
-        SummarizationPayload, ai_summarization, 5.0,
+        SummarizationPayload,
+        ai_summarization,
+        5.0,
         example={"text": _SUMMARY_TEXT, "max_sentences": 1},
         example_result={"summary": "Queues decouple work.", "sentences_in": 3, "sentences_out": 1},
     ),
     TaskType.BATCH_PROCESSING: TaskDefinition(
-        BatchProcessingPayload, batch_processing, 4.0,
+        BatchProcessingPayload,
+        batch_processing,
+        4.0,
         example={"items": list(range(1, 21)), "batch_size": 5},
         example_result={"processed": 20, "batches": 4, "numeric_total": 210.0},
     ),
     TaskType.IMAGE_PROCESSING: TaskDefinition(
-        ImageProcessingPayload, image_processing, 4.0,
+        ImageProcessingPayload,
+        image_processing,
+        4.0,
         example={"width": 1920, "height": 1080, "operation": "thumbnail"},
         example_result={"operation": "thumbnail", "input": [1920, 1080], "output": [128, 72], "mode": "RGB"},
     ),
     TaskType.FIBONACCI: TaskDefinition(FibonacciPayload, fibonacci, 1.0, example={"n": 10}, example_result=55),
     TaskType.COMPUTE: TaskDefinition(ComputePayload, compute, 0.0, example={"n": 1_000_000}, example_result=499_999_500_000),
     TaskType.NOOP: TaskDefinition(NoopPayload, noop, 0.0, example={}, example_result=None),
-    TaskType.FLAKY: TaskDefinition(FlakyPayload, flaky, 1.0, example={"fail_times": 0}, example_result={"succeeded_on_attempt": 1}),
+    TaskType.FLAKY: TaskDefinition(
+        FlakyPayload, flaky, 1.0, example={"fail_times": 0}, example_result={"succeeded_on_attempt": 1}
+    ),
 }
 
 

@@ -67,7 +67,9 @@ NEXT_ATTEMPT: ColumnElement[int] = TASK_TABLE.c.attempts + 1
 
 
 @cache
-def _statement(target: TaskStatus, sources: frozenset[TaskStatus], columns: tuple[tuple[str, ColumnElement[Any] | None], ...]) -> Update:
+def _statement(
+    target: TaskStatus, sources: frozenset[TaskStatus], columns: tuple[tuple[str, ColumnElement[Any] | None], ...]
+) -> Update:
     """``UPDATE task SET status = target, … WHERE id = :task_id AND status IN (sources)``, built once.
 
     ``columns`` names the other columns set, each with the SQL expression it takes (like
@@ -84,7 +86,9 @@ def _statement(target: TaskStatus, sources: frozenset[TaskStatus], columns: tupl
     )
 
 
-def _prepared(target: TaskStatus, only_from: Iterable[TaskStatus] | None, changes: dict[str, Any]) -> tuple[Update, dict[str, Any]]:
+def _prepared(
+    target: TaskStatus, only_from: Iterable[TaskStatus] | None, changes: dict[str, Any]
+) -> tuple[Update, dict[str, Any]]:
     """The cached statement for this transition and the parameters to run it with."""
     allowed = legal_sources(target)
     sources = allowed if only_from is None else frozenset(only_from)

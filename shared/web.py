@@ -54,9 +54,18 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 #: Documented error responses, reused by every route that can produce them.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No task with this id.", "content": {"application/json": {"example": {"detail": "task 3f1c… not found"}}}},
-    413: {"description": "Request body larger than the limit (1 MiB by default).", "content": {"application/json": {"example": {"detail": "request body exceeds 1048576 bytes"}}}},
-    503: {"description": "A backing service (database or Redis) is unreachable.", "content": {"application/json": {"example": {"detail": "task store unreachable"}}}},
+    404: {
+        "description": "No task with this id.",
+        "content": {"application/json": {"example": {"detail": "task 3f1c… not found"}}},
+    },
+    413: {
+        "description": "Request body larger than the limit (1 MiB by default).",
+        "content": {"application/json": {"example": {"detail": "request body exceeds 1048576 bytes"}}},
+    },
+    503: {
+        "description": "A backing service (database or Redis) is unreachable.",
+        "content": {"application/json": {"example": {"detail": "task store unreachable"}}},
+    },
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -102,11 +111,18 @@ def list_tasks(
         int,
         # Bounded: an offset makes the database read and discard that many rows (and a huge
         # one overflows its integer type: a 500, not an answer). Deeper pages use the cursor.
-        Query(ge=0, le=store.MAX_OFFSET, description=f"How many matching tasks to skip, at most {store.MAX_OFFSET:,}; page deeper with cursor."),
+        Query(
+            ge=0,
+            le=store.MAX_OFFSET,
+            description=f"How many matching tasks to skip, at most {store.MAX_OFFSET:,}; page deeper with cursor.",
+        ),
     ] = 0,
     cursor: Annotated[
         str | None,
-        Query(max_length=store.MAX_CURSOR_LENGTH, description="The next_cursor of the previous page (same filters): continues right after it."),
+        Query(
+            max_length=store.MAX_CURSOR_LENGTH,
+            description="The next_cursor of the previous page (same filters): continues right after it.",
+        ),
     ] = None,
 ) -> TaskPage:
     """List tasks, newest first, optionally filtered by status and type; continue with next_cursor."""

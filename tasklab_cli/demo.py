@@ -46,11 +46,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a phase end to end: start Redis, the API and workers, submit every task type, "
         "watch them complete, print a summary, stop everything.",
     )
-    parser.add_argument("--phase", default=str(DEFAULT_PHASE), choices=[str(n) for n in sorted(PHASES) if PHASES[n].has_worker], help=f"phase to demo (default {DEFAULT_PHASE})")
-    parser.add_argument("--per-type", type=int, default=DEFAULT_PER_TYPE, help=f"tasks submitted per task type (default {DEFAULT_PER_TYPE})")
+    parser.add_argument(
+        "--phase",
+        default=str(DEFAULT_PHASE),
+        choices=[str(n) for n in sorted(PHASES) if PHASES[n].has_worker],
+        help=f"phase to demo (default {DEFAULT_PHASE})",
+    )
+    parser.add_argument(
+        "--per-type", type=int, default=DEFAULT_PER_TYPE, help=f"tasks submitted per task type (default {DEFAULT_PER_TYPE})"
+    )
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"worker processes (default {DEFAULT_WORKERS})")
-    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE, help=f"TASK_TIME_SCALE for simulated work (default {DEFAULT_TIME_SCALE})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_SECONDS:.0f})")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help=f"TASK_TIME_SCALE for simulated work (default {DEFAULT_TIME_SCALE})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_SECONDS:.0f})",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,7 +77,9 @@ def submit_batch(client: httpx.Client, per_type: int, progress: Progress) -> dic
     bar = progress.add_task("submitting", total=per_type * len(CATALOG), status="")
     for round_number in range(per_type):
         for task_type, definition in CATALOG.items():
-            response = client.post("/tasks", json={"task_type": task_type.value, "payload": definition.example, "priority": 1 + round_number % 5})
+            response = client.post(
+                "/tasks", json={"task_type": task_type.value, "payload": definition.example, "priority": 1 + round_number % 5}
+            )
             response.raise_for_status()
             submitted[response.json()["id"]] = task_type.value
             progress.advance(bar)
@@ -145,12 +164,27 @@ def main(argv: list[str] | None = None) -> int:
     console.rule(f"tasklab demo · phase {chosen.number} ({chosen.package})")
     console.print(f"starting Redis, the API and {args.workers} worker(s); database {database_url}")
 
-    stack = PhaseStack(chosen, workers=args.workers, database_url=database_url, log_dir=workdir, extra_env={"TASK_TIME_SCALE": str(args.time_scale)})
+    stack = PhaseStack(
+        chosen,
+        workers=args.workers,
+        database_url=database_url,
+        log_dir=workdir,
+        extra_env={"TASK_TIME_SCALE": str(args.time_scale)},
+    )
     started = time.monotonic()
     with stack, httpx.Client(base_url=stack.api.base_url if stack.api else "", timeout=10) as client:
         redis_origin = f"private, {stack.private_redis.binary}" if stack.private_redis else "REDIS_URL"
-        console.print(f"API {client.base_url} · Redis {stack.redis_url} ({redis_origin}) · workers {[w.pid for w in stack.worker_processes]}")
-        columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+        console.print(
+            f"API {client.base_url} · Redis {stack.redis_url} ({redis_origin}) · "
+            f"workers {[w.pid for w in stack.worker_processes]}"
+        )
+        columns = (
+            TextColumn("{task.description:<11}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
         with Progress(*columns, console=console) as progress:
             submitted = submit_batch(client, args.per_type, progress)
             try:
@@ -161,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
 
     all_right = summarize(tasks, console)
-    console.print(f"{len(tasks)} tasks in {elapsed:.1f} s with {args.workers} worker(s), TASK_TIME_SCALE={args.time_scale}; everything stopped.")
+    console.print(
+        f"{len(tasks)} tasks in {elapsed:.1f} s with {args.workers} worker(s), "
+        f"TASK_TIME_SCALE={args.time_scale}; everything stopped."
+    )
     if all_right:
         console.print("[bold green]every task completed with the documented result[/]")
         return 0

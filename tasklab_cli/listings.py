@@ -66,10 +66,10 @@ def read_source(root: Path, relative: str) -> str:
     return path.read_text()
 
 
-def _start_line(node: ast.AST) -> int:
+def _start_line(node: ast.stmt) -> int:
     """First line of a definition, decorators included."""
-    decorators = getattr(node, "decorator_list", [])
-    return min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
+    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(d.lineno for d in decorators)])
 
 
 def _defined_names(node: ast.stmt) -> list[str]:
@@ -215,7 +215,9 @@ def scan_document(root: Path, document: Path) -> list[Block]:
             continue
         if listing is not None:
             path, name = listing.group("path"), listing.group("name")
-            block = Block(document, index, "listing", f"{path}:{name}" if name else path, LANGUAGES.get(Path(path).suffix, "text"))
+            block = Block(
+                document, index, "listing", f"{path}:{name}" if name else path, LANGUAGES.get(Path(path).suffix, "text")
+            )
             try:
                 block.expected = listing_text(root, path, name)
             except ListingError as exc:
@@ -350,8 +352,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="report stale or broken blocks and change nothing (the default)")
     mode.add_argument("--write", action="store_true", help="regenerate every block in place (what `make docs` runs)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root that marker paths are relative to (default: %(default)s)")
-    parser.add_argument("documents", nargs="*", type=Path, help="only these Markdown files (default: every file the globs above match)")
+    parser.add_argument(
+        "--root", type=Path, default=REPO_ROOT, help="repository root that marker paths are relative to (default: %(default)s)"
+    )
+    parser.add_argument(
+        "documents", nargs="*", type=Path, help="only these Markdown files (default: every file the globs above match)"
+    )
     return parser.parse_args(argv)
 
 

@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[database_option], help="print the N newest tasks, newest first")
     show.add_argument("count", metavar="N", type=positive_count(MAX_SHOW), help=f"how many tasks (1 to {MAX_SHOW:,})")
     clear = commands.add_parser("clear", parents=[database_option], help="delete the N oldest finished tasks")
-    clear.add_argument("count", metavar="N", type=positive_count(MAX_CLEAR), help=f"how many finished tasks at most (1 to {MAX_CLEAR:,})")
+    clear.add_argument(
+        "count", metavar="N", type=positive_count(MAX_CLEAR), help=f"how many finished tasks at most (1 to {MAX_CLEAR:,})"
+    )
     commands.add_parser("init", parents=[database_option], help="create the task table and its indexes if missing")
     return parser
 

@@ -38,7 +38,12 @@ def scrape_config(targets: dict[str, list[str]]) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
-            {"job_name": job, "scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL, "static_configs": [{"targets": hosts}]}
+            {
+                "job_name": job,
+                "scrape_interval": SCRAPE_INTERVAL,
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "static_configs": [{"targets": hosts}],
+            }
             for job, hosts in targets.items()
         ],
     }

@@ -30,7 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: a private redis-server), TASK_TIME_SCALE (default 1). See shared/settings.py.",
     )
     parser.add_argument("--phase", required=True, choices=[str(n) for n in sorted(PHASES)], help="which phase to run")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes to start (phases with a worker; phase 5: one pool of that many; default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes to start (phases with a worker; phase 5: one pool of that many; default 1)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"API port on 127.0.0.1 (default {DEFAULT_PORT})")
     return parser.parse_args(argv)
 
@@ -61,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  workers  {', '.join(str(w.pid) for w in stack.worker_processes)}")
             if chosen.has_metrics and stack.api:
                 print(f"  dashboard {stack.api.base_url}/dashboard   stats: /stats")
-                print(f"  metrics   {stack.api.base_url}/metrics" + "".join(f"  http://127.0.0.1:{p}/metrics" for p in stack.metrics_ports))
+                print(
+                    f"  metrics   {stack.api.base_url}/metrics"
+                    + "".join(f"  http://127.0.0.1:{p}/metrics" for p in stack.metrics_ports)
+                )
             print("Ctrl-C stops everything.\n", flush=True)
             while not (dead := stack.dead_processes()):
                 time.sleep(0.5)

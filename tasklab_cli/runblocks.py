@@ -51,7 +51,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,8 +73,14 @@ CLEARED_ENVIRONMENT = ("DATABASE_URL", "REDIS_URL", "TASK_TIME_SCALE", "PORT", "
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: Values compared by shape, never by value (most specific first).
 VOLATILE = [
-    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"), r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"),
-    (re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT"), r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT"),
+    (
+        re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"),
+        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?",
+    ),
+    (
+        re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT"),
+        r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT",
+    ),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), r"\d{2}:\d{2}:\d{2}"),
 ]
 #: Values a run makes up and a chapter then reuses: task ids, a private Redis's address.
@@ -292,10 +298,8 @@ class Background:
     seen: set[int] = field(default_factory=set)
 
     def remember_descendants(self) -> None:
-        try:
+        with suppress(psutil.NoSuchProcess):
             self.seen.update(child.pid for child in psutil.Process(self.process.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
 
 
 @dataclass
@@ -416,7 +420,9 @@ class ChapterRun:
                 raise BlockFailed(f"{block.where}: `{text}` exited with {process.returncode}; its output:\n{output[-3000:]}")
             if time.monotonic() > deadline:
                 why = mismatch or f"{ready_url} never answered"
-                raise BlockFailed(f"{block.where}: `{text}` not ready within {block.timeout:.0f} s: {why}\nits output:\n{output[-3000:]}")
+                raise BlockFailed(
+                    f"{block.where}: `{text}` not ready within {block.timeout:.0f} s: {why}\nits output:\n{output[-3000:]}"
+                )
             time.sleep(0.2)
 
     def stop_backgrounds(self) -> None:
@@ -424,17 +430,17 @@ class ChapterRun:
         leftovers: list[str] = []
         for background in reversed(self.backgrounds):
             background.remember_descendants()
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(background.process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
             try:
                 background.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 leftovers.append(f"{background.block.where}: `{background.block.commands[0].text}` ignored Ctrl-C")
             survivors = _wait_gone(background.seen | {background.process.pid}, STOP_TIMEOUT)
             for process in survivors:
-                leftovers.append(f"{background.block.where}: pid {process.pid} ({' '.join(process.cmdline()[:4])}) outlived Ctrl-C")
+                leftovers.append(
+                    f"{background.block.where}: pid {process.pid} ({' '.join(process.cmdline()[:4])}) outlived Ctrl-C"
+                )
                 process.kill()
         self.backgrounds.clear()
         if leftovers:
@@ -451,10 +457,8 @@ def _answers(url: str) -> bool:
 def _wait_gone(pids: set[int], timeout: float) -> list[psutil.Process]:
     processes = []
     for pid in pids:
-        try:
+        with suppress(psutil.NoSuchProcess):
             processes.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 

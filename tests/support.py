@@ -25,8 +25,10 @@ class ServedPhase:
     base_url: str
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` s.
+def wait_for(
+    predicate: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
+) -> T:
+    """Poll ``predicate`` until it returns something truthy (and return it); fail the test after ``timeout`` s.
 
     Tests wait for a *state*, never for a fixed time: fast machines pass fast, slow ones
     get the whole budget, and a real hang fails with a message instead of a stuck run.
@@ -45,10 +47,13 @@ def submit(client: httpx.Client, task_type: str, payload: dict[str, Any] | None 
     """POST a task and return its body, asserting it was accepted."""
     response = client.post("/tasks", json={"task_type": task_type, "payload": payload or {}, **extra})
     assert response.status_code == 202, response.text
-    return response.json()
+    task: dict[str, Any] = response.json()
+    return task
 
 
-def wait_for_status(client: httpx.Client, task_id: str, statuses: Iterable[str] = TERMINAL, *, timeout: float = 20.0) -> dict[str, Any]:
+def wait_for_status(
+    client: httpx.Client, task_id: str, statuses: Iterable[str] = TERMINAL, *, timeout: float = 20.0
+) -> dict[str, Any]:
     """Poll ``GET /tasks/{id}`` until the task is in one of ``statuses``; return it."""
     wanted = set(statuses)
 
@@ -57,6 +62,11 @@ def wait_for_status(client: httpx.Client, task_id: str, statuses: Iterable[str] 
         return task if task.get("status") in wanted else None
 
     return wait_for(current, timeout=timeout, message=f"task {task_id} to reach {sorted(wanted)}")
+
+
+def text(raw: bytes | str) -> str:
+    """A Redis reply as text (redis-py types its replies ``bytes | str``: it depends on ``decode_responses``)."""
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 #: For each task type, a payload and the result it must produce: the catalog's documented

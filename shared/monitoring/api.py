@@ -110,7 +110,9 @@ def try_enqueue(request: Request, task: Task) -> None:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
-    409: {"description": "The request conflicts with the task's state or with an earlier request using the same Idempotency-Key."},
+    409: {
+        "description": "The request conflicts with the task's state or with an earlier request using the same Idempotency-Key."
+    },
 }
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -196,7 +198,9 @@ def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> Tas
     """Send a failed task (a dead letter) back to the queue with a fresh set of attempts."""
     task = get_task_or_404(session, task_id)
     if not transitions.mark_requeued(session, task_id):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"task {task_id} is {task.status}: only a failed task can be retried")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"task {task_id} is {task.status}: only a failed task can be retried"
+        )
     session.refresh(task)
     try_enqueue(request, task)
     return TaskRead.model_validate(task)

@@ -28,7 +28,9 @@ class MonitoringEvents(TaskEvents):
 
     def attempt_started(self, task: Task, queued_at: datetime | None) -> None:
         # From here on every line this work horse logs (RQ's included) names the task.
-        bind_task_context(task_id=str(task.id), task_type=task.task_type, attempt=task.attempts, worker=task.worker, request_id=task.request_id)
+        bind_task_context(
+            task_id=str(task.id), task_type=task.task_type, attempt=task.attempts, worker=task.worker, request_id=task.request_id
+        )
         waited = seconds_between(queued_at or task.created_at, task.started_at or utc_now())
         self.metrics.wait_seconds.labels(task.task_type).observe(waited)
         log.info("attempt started", waited_seconds=round(waited, 6))
@@ -40,7 +42,14 @@ class MonitoringEvents(TaskEvents):
 
     def attempt_lost(self, task: Task, outcome: TaskStatus, cause: str) -> None:
         self.count(task, outcome)
-        log.warning("attempt lost", outcome=outcome.value, noticed_by=cause, task_id=str(task.id), task_type=task.task_type, attempt=task.attempts)
+        log.warning(
+            "attempt lost",
+            outcome=outcome.value,
+            noticed_by=cause,
+            task_id=str(task.id),
+            task_type=task.task_type,
+            attempt=task.attempts,
+        )
 
     def task_repaired(self, task_id: uuid.UUID, kind: str) -> None:
         self.metrics.repairs.labels(kind).inc()

@@ -135,4 +135,4 @@ def job_log_context(job: Any, worker: str, queue: str) -> Iterator[None]:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

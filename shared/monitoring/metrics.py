@@ -66,8 +66,8 @@ FINAL_OUTCOMES = tuple(status.value for status in (TaskStatus.COMPLETED, TaskSta
 REPAIR_KINDS = ("enqueued", "recovered", "failed", "promoted")
 
 #: The two gauges read from Redis at scrape time: (name, help, labels).
-QUEUE_DEPTH = ("tasklab_queue_depth", "Jobs waiting in each RQ queue.", ["queue"])
-WORKERS_ALIVE = ("tasklab_workers_alive", "Workers registered and heart-beating.", [])
+QUEUE_DEPTH: tuple[str, str, list[str]] = ("tasklab_queue_depth", "Jobs waiting in each RQ queue.", ["queue"])
+WORKERS_ALIVE: tuple[str, str, list[str]] = ("tasklab_workers_alive", "Workers registered and heart-beating.", [])
 
 
 class TaskMetrics:
@@ -88,9 +88,7 @@ class TaskMetrics:
             ["task_type", "outcome"],
             registry=None,
         )
-        self.retries = Counter(
-            "tasklab_task_retries", "Attempts that failed and will be retried.", ["task_type"], registry=None
-        )
+        self.retries = Counter("tasklab_task_retries", "Attempts that failed and will be retried.", ["task_type"], registry=None)
         self.run_seconds = Histogram(
             "tasklab_task_run_seconds",
             "Duration of one attempt, from its start to its end.",
@@ -251,7 +249,8 @@ class FilesCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         self.directories.adopt_orphans()
-        return MultiProcessCollector.merge(self.directories.value_files(), accumulate=True)
+        metrics: Iterable[Metric] = MultiProcessCollector.merge(self.directories.value_files(), accumulate=True)
+        return metrics  # prometheus_client leaves merge() unannotated: its Any stops here
 
 
 class QueueCollector(Collector):

@@ -194,7 +194,9 @@ class RedisFigures(BaseModel):
     reachable: bool
     detail: str | None = None
     queues: list[QueueDepth] | None = None
-    workers_alive: int | None = Field(None, description="RQ workers on these queues whose registration is alive (kept by heartbeats).")
+    workers_alive: int | None = Field(
+        default=None, description="RQ workers on these queues whose registration is alive (kept by heartbeats)."
+    )
     workers: list[WorkerSummary] | None = None
 
 
@@ -209,7 +211,15 @@ class Stats(BaseModel):
                     "window_seconds": 3600,
                     "window_start": "2026-03-02T09:15:30.120000Z",
                     "elapsed_ms": 12.4,
-                    "counts": {"pending": 3, "running": 2, "retrying": 1, "completed": 9120, "failed": 41, "cancelled": 5, "total": 9172},
+                    "counts": {
+                        "pending": 3,
+                        "running": 2,
+                        "retrying": 1,
+                        "completed": 9120,
+                        "failed": 41,
+                        "cancelled": 5,
+                        "total": 9172,
+                    },
                     "task_types": [
                         {
                             "task_type": "text_processing",
@@ -226,7 +236,9 @@ class Stats(BaseModel):
                         {"priority": 1, "completed": 40, "wait_seconds": {"p50": 2.4, "p95": 14.8, "p99": 31.0}},
                     ],
                     "throughput": [{"minute": "2026-03-02T10:15:00Z", "completed": 7, "failed": 0}],
-                    "top_errors": [{"error": "TransientTaskError: upstream timed out", "count": 3, "last_seen": "2026-03-02T10:11:04Z"}],
+                    "top_errors": [
+                        {"error": "TransientTaskError: upstream timed out", "count": 3, "last_seen": "2026-03-02T10:11:04Z"}
+                    ],
                     "redis": {
                         "reachable": True,
                         "detail": None,
@@ -254,7 +266,9 @@ class Stats(BaseModel):
     counts: StatusCounts
     task_types: list[TaskTypeStats] = Field(description="Every task type of the catalog, in catalog order.")
     priorities: list[PriorityStats] = Field(description="Every priority level, highest first.")
-    throughput: list[ThroughputMinute] = Field(description=f"One entry per minute of the last {THROUGHPUT_MINUTES}, oldest first.")
+    throughput: list[ThroughputMinute] = Field(
+        description=f"One entry per minute of the last {THROUGHPUT_MINUTES}, oldest first."
+    )
     top_errors: list[ErrorCount] = Field(description="Most frequent error texts of the tasks that failed in the window.")
     redis: RedisFigures
 
@@ -267,7 +281,9 @@ def parse_window(text: str) -> int:
     """``"3600"``, ``"90s"``, ``"15m"``, ``"1h"``, ``"7d"`` → seconds; ``ValueError`` saying what is allowed."""
     match = re.fullmatch(WINDOW_PATTERN, text)
     if match is None:
-        raise ValueError(f"window must be a number of seconds or a number with a unit s, m, h or d (such as 15m, 1h, 7d); got {text!r}")
+        raise ValueError(
+            f"window must be a number of seconds or a number with a unit s, m, h or d (such as 15m, 1h, 7d); got {text!r}"
+        )
     number, unit = text.rstrip("smhd"), text[-1] if text[-1] in WINDOW_UNITS else "s"
     seconds = int(number) * WINDOW_UNITS[unit]
     if not MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
@@ -292,7 +308,9 @@ def window_seconds(
     try:
         return parse_window(window)
     except ValueError as exc:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "window"), "msg": str(exc), "input": window}]) from None
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "window"), "msg": str(exc), "input": window}]
+        ) from None
 
 
 WindowDep = Annotated[int, Depends(window_seconds)]
@@ -307,7 +325,8 @@ WindowDep = Annotated[int, Depends(window_seconds)]
 def seconds_between(end: Any, start: Any, dialect: str) -> ColumnElement[float]:
     """``end − start`` in seconds, as SQL. SQLite's date functions keep milliseconds, PostgreSQL microseconds."""
     if dialect == "postgresql":
-        return func.extract("epoch", end - start)
+        # SQLAlchemy types EXTRACT as an integer; the epoch of an interval has a fraction.
+        return func.extract("epoch", end - start)  # type: ignore[return-value]
     return (func.julianday(end) - func.julianday(start)) * SECONDS_PER_DAY
 
 
@@ -437,7 +456,9 @@ def stats_by_type(session: Session, since: datetime) -> list[TaskTypeStats]:
     dialect = session.get_bind().dialect.name
     outcomes = _outcome_counts(
         session.execute(
-            select(Task.task_type, Task.status, func.count()).where(*_ended_since(since)).group_by(Task.task_type, Task.status)
+            select(col(Task.task_type), col(Task.status), func.count())
+            .where(*_ended_since(since))
+            .group_by(col(Task.task_type), col(Task.status))
         ).all()
     )
     run = seconds_between(Task.completed_at, Task.started_at, dialect)
@@ -451,16 +472,22 @@ def stats_by_type(session: Session, since: datetime) -> list[TaskTypeStats]:
 def stats_by_priority(session: Session, since: datetime) -> list[PriorityStats]:
     """Completed tasks and their queue wait per priority level, for the tasks that ended since ``since``."""
     dialect = session.get_bind().dialect.name
-    completed = dict(
+    completed: dict[int, int] = dict(
         session.execute(
-            select(Task.priority, func.count()).where(*_ended_since(since, [TaskStatus.COMPLETED])).group_by(Task.priority)
+            select(col(Task.priority), func.count())
+            .where(*_ended_since(since, [TaskStatus.COMPLETED]))
+            .group_by(col(Task.priority))
         ).all()
     )
     run = seconds_between(Task.completed_at, Task.started_at, dialect)
     wait = seconds_between(Task.started_at, Task.created_at, dialect)
     latencies = (latencies_in_sql if dialect == "postgresql" else latencies_in_python)(session, since, run, wait, Task.priority)
     return [
-        PriorityStats(priority=level, completed=int(completed.get(level, 0)), wait_seconds=latencies.get(level, (Percentiles(), Percentiles()))[1])
+        PriorityStats(
+            priority=level,
+            completed=int(completed.get(level, 0)),
+            wait_seconds=latencies.get(level, (Percentiles(), Percentiles()))[1],
+        )
         for level in range(PRIORITY_HIGHEST, PRIORITY_LOWEST - 1, -1)
     ]
 
@@ -473,7 +500,7 @@ def throughput_per_minute(session: Session, now: datetime) -> list[ThroughputMin
     series = [ThroughputMinute(minute=start + timedelta(minutes=i)) for i in range(THROUGHPUT_MINUTES)]
     minute = minute_of(Task.completed_at, dialect)
     statement = (
-        select(minute, Task.status, func.count())
+        select(minute, col(Task.status), func.count())
         .where(*_ended_since(start, [TaskStatus.COMPLETED, TaskStatus.FAILED]))
         .group_by(minute, Task.status)
     )
@@ -489,7 +516,7 @@ def top_errors_since(session: Session, since: datetime, limit: int) -> list[Erro
     n = func.count().label("n")
     last_seen = func.max(Task.completed_at).label("last_seen")
     statement = (
-        select(Task.error, n, last_seen)
+        select(col(Task.error), n, last_seen)
         .where(*_ended_since(since, [TaskStatus.FAILED]))
         .group_by(Task.error)
         .order_by(n.desc(), last_seen.desc())

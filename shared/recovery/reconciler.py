@@ -123,7 +123,12 @@ class Reconciler:
 
         An outage of Redis or the database is waited out: the next pass simply tries again.
         """
-        log.info("%s: reconciling every %s s (grace %s s)", self.name, self.settings.reconcile_interval_seconds, self.settings.reconcile_grace_seconds)
+        log.info(
+            "%s: reconciling every %s s (grace %s s)",
+            self.name,
+            self.settings.reconcile_interval_seconds,
+            self.settings.reconcile_grace_seconds,
+        )
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.info("%s: the worker that started me is gone; stopping", self.name)
@@ -152,7 +157,11 @@ class Reconciler:
         if report:
             log.info(
                 "%s: enqueued %d, recovered %d, failed %d, promoted %d overdue retries",
-                self.name, len(report.enqueued), len(report.recovered), len(report.failed), len(report.promoted),
+                self.name,
+                len(report.enqueued),
+                len(report.recovered),
+                len(report.failed),
+                len(report.promoted),
             )
         return report
 
@@ -224,10 +233,7 @@ class Reconciler:
         with Session(self.engine, expire_on_commit=False) as session:
             if task.status == TaskStatus.RUNNING:
                 policy = self.settings.policy_for(task.task_type)
-                error = (
-                    f"WorkerLost: attempt {task.attempts} stopped renewing its lease; "
-                    "the worker running it is presumed dead"
-                )
+                error = f"WorkerLost: attempt {task.attempts} stopped renewing its lease; the worker running it is presumed dead"
                 if task.attempts >= policy.max_attempts:
                     if transitions.mark_failed(session, task.id, error, only_from=[TaskStatus.RUNNING]):
                         report.failed.append(task.id)
@@ -293,7 +299,8 @@ ReconcilerFactory = Callable[[Engine, Redis, RecoverySettings, str], Reconciler]
 def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Re-enqueue tasks Redis lost and recover tasks whose worker died. Safe to run beside the workers' own reconcilers.",
+        description="Re-enqueue tasks Redis lost and recover tasks whose worker died. "
+        "Safe to run beside the workers' own reconcilers.",
     )
     parser.add_argument("--name", default="reconciler", help="name shown in the log (default: reconciler)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")

@@ -14,6 +14,7 @@ A phase's ``worker.py`` builds its RQ worker (its queue, its settings) and hands
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -56,7 +57,7 @@ class TaskWorker(Worker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in RQ
 
 
 def crashed_attempt_handler(engine: Engine, events: TaskEvents = NO_EVENTS) -> HorseKilledHandler:
@@ -145,7 +146,9 @@ def run_worker_loop(
         except RedisError as exc:
             log.warning("worker loop stopped: %s: %s", type(exc).__name__, exc)
         except ValueError as exc:  # RQ: "There exists an active worker named …"
-            print(f"{exc}: a worker killed with this name stays registered for a few minutes; use another --name", file=sys.stderr)
+            print(
+                f"{exc}: a worker killed with this name stays registered for a few minutes; use another --name", file=sys.stderr
+            )
             return 1
         if burst or (worker is not None and worker.stop_requested):
             return 0
@@ -165,7 +168,6 @@ def exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def forget_registration(worker: StoppableWorker) -> None:
     """Mark the old loop's worker dead in Redis, so the new loop may register the same name."""
-    try:
+    # Redis still down: the next loop fails to start, and we come back here.
+    with contextlib.suppress(RedisError):
         worker.register_death()
-    except RedisError:
-        pass  # Redis still down: the next loop fails to start, and we come back here

@@ -16,6 +16,7 @@ miss and goes to the database, which answers as before.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from redis import Redis
@@ -51,7 +52,5 @@ class StatusCache:
     def remember(self, task: TaskRead) -> None:
         if task.status not in IMMUTABLE_STATUSES:
             return  # it can still change: only the database may answer for it
-        try:
+        with contextlib.suppress(RedisError):  # Redis down: not cached this time; the next read tries again
             self.connection.set(self.key(task.id), task.model_dump_json(), ex=self.ttl_seconds)
-        except RedisError:
-            pass  # not cached this time; the next read tries again

@@ -128,7 +128,7 @@ class PoolWorker(SimpleWorker):
     # main thread, between two bytecodes of the job.
 
     def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]  # unannotated in RQ
         signal.signal(STOP_JOB_SIGNAL, self.stop_current_job)
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -161,9 +161,13 @@ class PoolWorker(SimpleWorker):
         adds nothing when jobs take milliseconds. Heartbeats with their own timeout (the one
         before a job, sized to the job's time limit) or inside a pipeline are always sent.
         """
-        if timeout is None and pipeline is None and self.last_heartbeat is not None:
-            if (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_MIN_INTERVAL_SECONDS:
-                return
+        if (
+            timeout is None
+            and pipeline is None
+            and self.last_heartbeat is not None
+            and (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_MIN_INTERVAL_SECONDS
+        ):
+            return
         super().heartbeat(timeout, pipeline)
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
@@ -178,15 +182,13 @@ class PoolWorker(SimpleWorker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in RQ
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         # Same process for every job: the context is cleared after each, so the next job's lines
         # (and RQ's lines between jobs) never carry this task's id.
         with job_log_context(job, self.name, queue.name):
             super().execute_job(job, queue)
-
-
 
 
 def build_pool_worker(connection: Redis, settings: ScalingSettings, name: str) -> PoolWorker:
@@ -237,6 +239,7 @@ def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int
     worker_events().metrics.initialize_series()
     engine = engine_for_this_process(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     warm_engine(engine)  # the job's SQL compiled once, before the first job instead of during it
+    assert settings.redis_url, "main() checks REDIS_URL before starting a pool process"
     connection = Redis.from_url(settings.redis_url)
     log.info("pool process starting", worker=args.name, pid=os.getpid())
     try:
@@ -472,7 +475,9 @@ class Supervisor:
             if slot.restart_at > now:
                 log.warning(
                     "pool process keeps dying at start; waiting before the next restart",
-                    worker=slot.name, deaths_in_a_row=slot.quick_deaths, wait_seconds=slot.restart_at - now,
+                    worker=slot.name,
+                    deaths_in_a_row=slot.quick_deaths,
+                    wait_seconds=slot.restart_at - now,
                 )
 
     def restart_due(self) -> None:
@@ -607,13 +612,18 @@ def run_supervisor(args: argparse.Namespace, settings: ScalingSettings) -> int:
 
     engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     init_db(engine)  # the table exists before the reconciler's first pass and the first job
+    assert settings.redis_url, "main() checks REDIS_URL before starting the supervisor"
     connection = Redis.from_url(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
     pool_name = args.name or settings.worker_name or uuid.uuid4().hex[:POOL_NAME_HEX_DIGITS]
     processes = args.processes or settings.pool_processes
     grace = settings.pool_grace_seconds if args.grace_seconds is None else args.grace_seconds
     log.info(
-        "pool starting", worker=pool_name, processes=processes, queues=list(QUEUE_NAMES),
-        metrics_port=args.metrics_port, metrics_dir=str(directories.own),
+        "pool starting",
+        worker=pool_name,
+        processes=processes,
+        queues=list(QUEUE_NAMES),
+        metrics_port=args.metrics_port,
+        metrics_dir=str(directories.own),
     )
 
     stop_loops = threading.Event()  # set by the first signal: no more promotions or repairs
@@ -684,7 +694,9 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
         "--processes", type=positive_int, default=None, help="worker processes in the pool (default: POOL_PROCESSES, 2)"
     )
     parser.add_argument(
-        "--grace-seconds", type=non_negative_float, default=None,
+        "--grace-seconds",
+        type=non_negative_float,
+        default=None,
         help="on SIGTERM, how long running tasks may take to finish before they are killed (default: POOL_GRACE_SECONDS, 30)",
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty instead of waiting for more")
@@ -692,7 +704,8 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
         "--metrics-port", type=int, default=None, help="serve the whole pool's Prometheus metrics on this port (default: none)"
     )
     parser.add_argument(
-        "--name", default=None,
+        "--name",
+        default=None,
         help="pool name; its processes are NAME-1 … NAME-N in RQ, task.worker and logs (default: WORKER_NAME or random)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")

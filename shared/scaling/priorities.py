@@ -74,7 +74,7 @@ def promote_overdue(
             head = connection.lindex(queue.key, 0)
             if head is None:
                 break
-            job_id = head.decode()
+            job_id = head.decode() if isinstance(head, bytes) else head
             enqueued_at = connection.hget(f"{JOB_KEY_PREFIX}{job_id}", "enqueued_at")
             waited = now - _timestamp(enqueued_at) if enqueued_at else float("inf")
             if waited <= max_wait_seconds[priority]:
@@ -84,6 +84,6 @@ def promote_overdue(
     return promoted
 
 
-def _timestamp(raw: bytes) -> float:
+def _timestamp(raw: bytes | str) -> float:
     """RQ's ``enqueued_at`` (ISO 8601, UTC, parsed timezone-aware) as a Unix time."""
     return str_to_date(raw).timestamp()

@@ -66,7 +66,9 @@ def test_the_table_lists_each_route_against_the_floor(bench_run: tuple[subproces
     for route in ("POST /bench/floor", "POST /bench/validate", "POST /tasks"):
         assert route in completed.stdout
     rows = {(row["phase"], row["route"]): row for row in figures["submit"]}
-    assert set(rows) == {(phase, route) for phase in (1, 2) for route in ("POST /bench/floor", "POST /bench/validate", "POST /tasks")}
+    assert set(rows) == {
+        (phase, route) for phase in (1, 2) for route in ("POST /bench/floor", "POST /bench/validate", "POST /tasks")
+    }
     for row in rows.values():
         assert row["requests"] > 0 and row["errors"] == 0
         assert row["requests_per_second"] > 0 and row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"]
@@ -75,7 +77,9 @@ def test_the_table_lists_each_route_against_the_floor(bench_run: tuple[subproces
     assert rows[(2, "POST /tasks")]["throughput_x_floor"] > 0
 
 
-def test_every_accepted_task_was_stored_then_run_or_queued(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+def test_every_accepted_task_was_stored_then_run_or_queued(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
     """Phase 1 ran each task in the API process; phase 2, with no worker, left each one queued."""
     _, figures = bench_run
     phase1, phase2 = sorted(figures["submit_store"], key=lambda store: store["phase"])
@@ -83,7 +87,9 @@ def test_every_accepted_task_was_stored_then_run_or_queued(bench_run: tuple[subp
     assert phase2["accepted"] > 0 and phase2["stored"] == phase2["accepted"] == phase2["queued"]
 
 
-def test_the_drain_completes_every_task_with_1_and_2_workers(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+def test_the_drain_completes_every_task_with_1_and_2_workers(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
     completed, figures = bench_run
     assert "(b) drain" in completed.stdout
     phase_rows = [row for row in figures["drain"] if row["system"] == "tasklab"]
@@ -94,7 +100,9 @@ def test_the_drain_completes_every_task_with_1_and_2_workers(bench_run: tuple[su
         assert row["tasks_per_second"] > 0
 
 
-def test_phase_4_is_priced_against_phase_3_in_the_same_run(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+def test_phase_4_is_priced_against_phase_3_in_the_same_run(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
     completed, figures = bench_run
     assert set(figures["monitoring_overhead"]) == {f"drain rate, {w} worker(s), steady" for w in DRAIN_WORKERS}
     assert "monitoring (phase 4 vs phase 3)" in completed.stdout

@@ -30,7 +30,9 @@ def test_a_full_run_gives_the_submit_and_the_drain_figure_as_png_files(tmp_path:
     figures = write(
         tmp_path,
         {
-            "submit": [submit_row(p, route, rate) for p in (4, 5) for route, rate in (("POST /bench/floor", 2000), ("POST /tasks", 400))],
+            "submit": [
+                submit_row(p, route, rate) for p in (4, 5) for route, rate in (("POST /bench/floor", 2000), ("POST /tasks", 400))
+            ],
             "drain": [drain_row("phase 5", 1, 300), drain_row("phase 5", 2, 550), drain_row("Celery", 2, 700)],
         },
     )

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -15,12 +16,20 @@ from shared.redis_server import free_port
 from tests.support import wait_for
 
 
+def answers(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
 def test_demo_completes_every_task_type_with_the_documented_result(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
 
     result = subprocess.run(
         [sys.executable, "-m", "tasklab_cli.demo", "--per-type", "1", "--time-scale", "0"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -34,9 +43,14 @@ def test_run_serves_the_phase_and_stops_every_process_on_sigterm(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "tasklab_cli.run", "--phase", "2", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**env, "TASK_TIME_SCALE": "0"}, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "TASK_TIME_SCALE": "0"},
+        cwd=tmp_path,
     )
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200
@@ -63,7 +77,11 @@ def test_run_phase_4_prints_the_dashboard_and_every_metrics_endpoint(tmp_path: P
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "METRICS_DIR")}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "tasklab_cli.run", "--phase", "4", "--workers", "2", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**env, "TASK_TIME_SCALE": "0"}, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "TASK_TIME_SCALE": "0"},
+        cwd=tmp_path,
     )
     banner: list[str] = []
     try:
@@ -77,7 +95,7 @@ def test_run_phase_4_prints_the_dashboard_and_every_metrics_endpoint(tmp_path: P
         worker_metrics = re.findall(r"http://127\.0\.0\.1:\d+/metrics", text)
         assert len(worker_metrics) == 3  # the API's and one per worker
         for url in worker_metrics:
-            assert wait_for(lambda url=url: httpx.get(url, timeout=2).status_code == 200, message=url)
+            assert wait_for(partial(answers, url), message=url)
     finally:
         launcher.send_signal(signal.SIGTERM)
         launcher.communicate(timeout=30)
@@ -89,7 +107,11 @@ def test_phase_5_demo_runs_500_tasks_on_3_processes_and_higher_levels_wait_less(
 
     result = subprocess.run(
         [sys.executable, "-m", "phase5_scaling.demo", "--tasks", "500", "--workers", "3"],
-        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

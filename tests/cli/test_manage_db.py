@@ -24,6 +24,7 @@ from shared.db import create_db_engine, session_scope
 from shared.models import Task, TaskCreate, TaskStatus, utc_now
 from shared.redis_server import free_port
 from shared.store import insert_task
+from shared.tasks import TaskType
 from tests.support import wait_for
 
 S = TaskStatus
@@ -49,7 +50,7 @@ def seed(engine: Engine, *statuses: TaskStatus, error: str | None = None) -> lis
             ended = start + timedelta(seconds=offset, milliseconds=500) if status in FINISHED else None
             task = insert_task(
                 session,
-                TaskCreate(task_type="fibonacci", payload={"n": offset}, priority=1 + offset % 5),
+                TaskCreate(task_type=TaskType.FIBONACCI, payload={"n": offset}, priority=1 + offset % 5),
                 status=status, created_at=start + timedelta(seconds=offset), completed_at=ended, error=error,
             )  # fmt: skip
             ids.append(task.id)
@@ -95,7 +96,9 @@ def test_show_lists_the_last_n_tasks_newest_first(empty_store: Engine, database_
         assert column in result.stdout
 
 
-def test_show_prints_one_line_per_task_with_a_long_error_truncated(empty_store: Engine, database_url: str, tmp_path: Path) -> None:
+def test_show_prints_one_line_per_task_with_a_long_error_truncated(
+    empty_store: Engine, database_url: str, tmp_path: Path
+) -> None:
     seed(empty_store, S.FAILED, error="ZeroDivisionError: " + "x" * 500 + "\nsecond line of the traceback")
 
     result = manage_db("--database-url", database_url, "show", "1", cwd=tmp_path)
@@ -136,7 +139,9 @@ def test_clear_never_removes_an_unfinished_task(empty_store: Engine, database_ur
     assert "removed 0 finished tasks" in result.stdout
 
 
-def test_clear_with_fewer_finished_tasks_than_n_removes_every_finished_one(empty_store: Engine, database_url: str, tmp_path: Path) -> None:
+def test_clear_with_fewer_finished_tasks_than_n_removes_every_finished_one(
+    empty_store: Engine, database_url: str, tmp_path: Path
+) -> None:
     ids = seed(empty_store, S.COMPLETED, S.PENDING, S.FAILED)
 
     result = manage_db("--database-url", database_url, "clear", "5", cwd=tmp_path)
@@ -168,7 +173,7 @@ def test_clear_keeps_a_failed_task_requeued_while_the_delete_waits_for_it(
 
         def delete_is_waiting_for_the_row() -> bool:
             with empty_store.connect() as observer:
-                waiting = observer.execute(
+                waiting: int = observer.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                         "AND wait_event_type = 'Lock' AND query ILIKE 'DELETE FROM task%'"

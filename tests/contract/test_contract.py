@@ -284,7 +284,7 @@ def test_filter_by_status(client: httpx.Client) -> None:
     [{"status": "sleeping"}, {"task_type": "mine_bitcoin"}, {"limit": 0}, {"limit": "ten"}, {"offset": -1}],
     ids=["bad-status", "bad-type", "zero-limit", "text-limit", "negative-offset"],
 )
-def test_bad_list_filter_is_422(client: httpx.Client, params: dict[str, object]) -> None:
+def test_bad_list_filter_is_422(client: httpx.Client, params: dict[str, str | int]) -> None:
     response = client.get("/tasks", params=params)
 
     assert response.status_code == 422

@@ -20,7 +20,13 @@ import pytest
 from tasklab_cli.processes import PHASES, start_api
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: How long a page may take to render its operations (the Swagger UI bundle is 1.5 MB of JavaScript).
 RENDER_TIMEOUT_MS = 20_000

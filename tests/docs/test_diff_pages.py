@@ -17,12 +17,19 @@ def test_the_diff_pages_are_up_to_date() -> None:
 def test_there_is_one_page_per_consecutive_pair_of_phases() -> None:
     pages = diffpages.expected_pages(diffpages.REPO_ROOT)
 
-    assert {Path("docs/diffs/phase1-to-phase2.md"), Path("docs/diffs/phase2-to-phase3.md"), Path("docs/diffs/phase3-to-phase4.md")} <= set(pages)
+    assert {
+        Path("docs/diffs/phase1-to-phase2.md"),
+        Path("docs/diffs/phase2-to-phase3.md"),
+        Path("docs/diffs/phase3-to-phase4.md"),
+    } <= set(pages)
     assert len(pages) == len(diffpages.phase_folders(diffpages.REPO_ROOT)) - 1
 
 
 def test_a_page_lists_every_file_and_links_each_changed_one_to_its_diff(tmp_path: Path) -> None:
-    for folder, files in {"phase1_basic": {"api.py": "a = 1\n", "same.py": "x\n"}, "phase2_queue": {"api.py": "a = 2\n", "same.py": "x\n", "jobs.py": "j\n"}}.items():
+    for folder, files in {
+        "phase1_basic": {"api.py": "a = 1\n", "same.py": "x\n"},
+        "phase2_queue": {"api.py": "a = 2\n", "same.py": "x\n", "jobs.py": "j\n"},
+    }.items():
         (tmp_path / folder / "__pycache__").mkdir(parents=True)
         (tmp_path / folder / "__pycache__" / "api.cpython-311.pyc").write_bytes(b"\0")
         for name, text in files.items():

@@ -19,6 +19,7 @@ from shared.recovery.backoff import backoff_intervals
 from shared.recovery.settings import RecoverySettings
 from shared.redis_server import PrivateRedis
 from shared.store import insert_task
+from shared.tasks import TaskType
 from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring
 
 
@@ -77,7 +78,7 @@ def test_ch1_ex2_of_eight_simultaneous_claims_exactly_one_wins(environment: Path
     engine = create_db_engine(f"sqlite:///{environment / 'race.db'}")
     init_db(engine)
     with Session(engine, expire_on_commit=False) as session:
-        task = insert_task(session, TaskCreate(task_type="noop", payload={}))
+        task = insert_task(session, TaskCreate(task_type=TaskType.NOOP, payload={}))
 
     assert ch1_client.claim_race(engine, task.id, claimants=8) == 1
     engine.dispose()
@@ -95,7 +96,9 @@ def test_ch2_ex1_ready_names_redis_once_it_is_down(environment: Path, redis_serv
         assert ch2_queue.down_dependencies(client) == ["redis"]
 
 
-def test_ch2_ex2_a_job_names_one_fixed_function_and_carries_only_the_task_id(environment: Path, redis_server: PrivateRedis) -> None:
+def test_ch2_ex2_a_job_names_one_fixed_function_and_carries_only_the_task_id(
+    environment: Path, redis_server: PrivateRedis
+) -> None:
     from phase2_queue.api import app
 
     with client_for(app) as client:
@@ -116,7 +119,13 @@ def test_ch3_ex1_the_policy_applies_to_flaky_only(monkeypatch: pytest.MonkeyPatc
     flaky, other = settings.policy_for("flaky"), settings.policy_for("fibonacci")
 
     assert (flaky.max_attempts, flaky.backoff_base_seconds, flaky.backoff_cap_seconds) == (6, 2, 10)
-    assert backoff_intervals(flaky.max_attempts - 1, base=flaky.backoff_base_seconds, cap=flaky.backoff_cap_seconds) == [2, 4, 8, 10, 10]
+    assert backoff_intervals(flaky.max_attempts - 1, base=flaky.backoff_base_seconds, cap=flaky.backoff_cap_seconds) == [
+        2,
+        4,
+        8,
+        10,
+        10,
+    ]
     assert other == RecoverySettings(task_policies={}).policy_for("fibonacci")
 
 
@@ -154,7 +163,9 @@ def test_ch4_ex1_the_metric_read_from_metrics_counts_the_submissions(environment
     assert (before, after) == (0.0, 3.0)
 
 
-def test_ch4_ex2_the_request_id_is_echoed_and_stored_and_an_unsafe_one_replaced(environment: Path, redis_server: PrivateRedis) -> None:
+def test_ch4_ex2_the_request_id_is_echoed_and_stored_and_an_unsafe_one_replaced(
+    environment: Path, redis_server: PrivateRedis
+) -> None:
     from phase4_monitoring.api import app
 
     with client_for(app) as client:

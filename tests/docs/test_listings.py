@@ -109,7 +109,10 @@ def test_write_fixes_a_stale_block_and_leaves_the_prose_alone(repo: Path) -> Non
 
     assert listings.main(["--write", "--root", str(repo)]) == 0
 
-    assert document.read_text() == "Before.\n<!-- listing: pkg/mod.py:helper -->\n```python\ndef helper() -> int:\n    return 1\n```\nAfter.\n"
+    assert (
+        document.read_text()
+        == "Before.\n<!-- listing: pkg/mod.py:helper -->\n```python\ndef helper() -> int:\n    return 1\n```\nAfter.\n"
+    )
     assert listings.check(repo) == []
 
 
@@ -119,7 +122,10 @@ def test_write_adds_the_block_a_new_marker_lacks(repo: Path) -> None:
     assert listings.check(repo) != []
     listings.write(repo)
 
-    assert document.read_text() == "<!-- listing: pkg/mod.py:TIMES -->\n```python\n#: How many times to say it.\nTIMES = 2\n```\nText.\n"
+    assert (
+        document.read_text()
+        == "<!-- listing: pkg/mod.py:TIMES -->\n```python\n#: How many times to say it.\nTIMES = 2\n```\nText.\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,7 +194,9 @@ def test_the_readme_configuration_table_names_every_setting_with_its_default() -
     rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
     documented = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
 
-    expected = {name.upper(): "unset" if field.default is None else str(field.default) for name, field in Settings.model_fields.items()}
+    expected = {
+        name.upper(): "unset" if field.default is None else str(field.default) for name, field in Settings.model_fields.items()
+    }
     assert documented == expected
 
 
@@ -208,10 +216,15 @@ def test_a_generated_region_is_the_markdown_its_function_returns_unfenced(repo: 
     [problem] = listings.check(repo)
     assert "cannot load" in problem or "generated" in problem
 
-    document.write_text("Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\nstale\n<!-- /generated -->\nAfter.\n")
+    document.write_text(
+        "Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\nstale\n<!-- /generated -->\nAfter.\n"
+    )
     assert "stale" in listings.check(repo)[0]
     listings.write(repo)
-    assert document.read_text() == "Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\n| nothing |\n<!-- /generated -->\nAfter.\n"
+    assert (
+        document.read_text()
+        == "Reference:\n<!-- generated: tasklab_cli.listings:_empty_reference -->\n| nothing |\n<!-- /generated -->\nAfter.\n"
+    )
     assert listings.check(repo) == []
 
 

@@ -44,8 +44,11 @@ def test_a_malformed_block_is_an_error(tmp_path: Path, body: str, message: str) 
 
 
 def test_volatile_values_match_by_shape_and_an_ellipsis_matches_anything() -> None:
-    shown = [f'date: Mon, 23 Nov 2026 12:39:11 GMT', f'12:36:14 {{"id":"{TASK_ID}","at":"2026-11-23T12:39:11.689811Z",…}}']
-    actual = 'noise\ndate: Thu, 26 Nov 2026 03:14:36 GMT\r\nmore\n03:16:55 {"id":"d4b02ff1-8ed9-4b19-b014-f5642a4dfa36","at":"2026-11-26T03:14:36.5Z","x":1}\n'
+    shown = ["date: Mon, 23 Nov 2026 12:39:11 GMT", f'12:36:14 {{"id":"{TASK_ID}","at":"2026-11-23T12:39:11.689811Z",…}}']
+    actual = (
+        "noise\ndate: Thu, 26 Nov 2026 03:14:36 GMT\r\nmore\n"
+        '03:16:55 {"id":"d4b02ff1-8ed9-4b19-b014-f5642a4dfa36","at":"2026-11-26T03:14:36.5Z","x":1}\n'
+    )
     bindings = Bindings()
 
     assert match_output(shown, actual, bindings) is None
@@ -60,12 +63,22 @@ def test_a_changed_value_or_a_missing_line_does_not_match() -> None:
 
 def test_a_bound_value_stands_for_the_run_value_in_later_commands_and_output() -> None:
     bindings = Bindings(ports={"8000": "45123"})
-    assert match_output([f"location: /tasks/{TASK_ID}"], "location: /tasks/d4b02ff1-8ed9-4b19-b014-f5642a4dfa36", bindings) is None
+    assert (
+        match_output([f"location: /tasks/{TASK_ID}"], "location: /tasks/d4b02ff1-8ed9-4b19-b014-f5642a4dfa36", bindings) is None
+    )
 
-    assert bindings.command(f"curl http://127.0.0.1:8000/tasks/{TASK_ID}") == "curl http://127.0.0.1:45123/tasks/d4b02ff1-8ed9-4b19-b014-f5642a4dfa36"
+    assert (
+        bindings.command(f"curl http://127.0.0.1:8000/tasks/{TASK_ID}")
+        == "curl http://127.0.0.1:45123/tasks/d4b02ff1-8ed9-4b19-b014-f5642a4dfa36"
+    )
     # The same shown id must now be the same run id: another id is a mismatch.
     assert match_output([f'"id":"{TASK_ID}"'], '"id":"99999999-8ed9-4b19-b014-f5642a4dfa36"', bindings) is not None
-    assert match_output([f'"id":"{TASK_ID}" on 127.0.0.1:8000'], '"id":"d4b02ff1-8ed9-4b19-b014-f5642a4dfa36" on 127.0.0.1:45123', bindings) is None
+    assert (
+        match_output(
+            [f'"id":"{TASK_ID}" on 127.0.0.1:8000'], '"id":"d4b02ff1-8ed9-4b19-b014-f5642a4dfa36" on 127.0.0.1:45123', bindings
+        )
+        is None
+    )
 
 
 def write_program(root: Path, greeting: str) -> None:
@@ -98,7 +111,8 @@ def test_commands_of_a_chapter_share_variables_and_directory_but_not_the_checkou
     (tmp_path / ".tasklab").mkdir()
     document = chapter(
         tmp_path,
-        "<!-- run -->\n```console\n$ export GREETING=hi && mkdir -p sub && cd sub\n$ echo $GREETING from $(basename $PWD)\nhi from sub\n"
+        "<!-- run -->\n```console\n$ export GREETING=hi && mkdir -p sub && cd sub\n"
+        "$ echo $GREETING from $(basename $PWD)\nhi from sub\n"
         "$ test -e ../.tasklab || echo no state\nno state\n```\n",
     )
 
@@ -117,7 +131,8 @@ def test_until_polls_until_the_output_appears_and_gives_up_at_its_timeout(tmp_pa
 def test_a_background_server_is_waited_for_and_stopped_with_ctrl_c(tmp_path: Path) -> None:
     document = chapter(
         tmp_path,
-        f"<!-- run: background ready=http://127.0.0.1:8000/ -->\n```console\n$ {sys.executable} -m http.server 8000 --bind 127.0.0.1\n```\n\n"
+        "<!-- run: background ready=http://127.0.0.1:8000/ -->\n"
+        f"```console\n$ {sys.executable} -m http.server 8000 --bind 127.0.0.1\n```\n\n"
         "<!-- run -->\n```console\n$ curl -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:8000/\n200\n```\n",
     )
     run = ChapterRun(document, root=tmp_path)
@@ -129,7 +144,9 @@ def test_a_background_server_is_waited_for_and_stopped_with_ctrl_c(tmp_path: Pat
 
 def test_a_process_that_outlives_ctrl_c_fails_the_chapter(tmp_path: Path) -> None:
     stubborn = tmp_path / "stubborn.py"
-    stubborn.write_text("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(300)\n")
+    stubborn.write_text(
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(300)\n"
+    )
     document = chapter(tmp_path, f"<!-- run: background -->\n```console\n$ {sys.executable} stubborn.py\nup\n```\n")
     runblocks.STOP_TIMEOUT, saved = 1.0, runblocks.STOP_TIMEOUT
     try:

@@ -43,7 +43,9 @@ def test_a_broken_anchor_fails_the_strict_build(tmp_path: Path) -> None:
     (docs / "other.md").write_text("# Other\n\n## A heading\n")
     config = (ROOT / "mkdocs.yml").read_text().split("\nnav:", 1)[0].replace("docs_dir: docs", f"docs_dir: {docs}")
     rest = (ROOT / "mkdocs.yml").read_text().split("\nvalidation:", 1)[1]
-    (tmp_path / "mkdocs.yml").write_text(config + "\nnav:\n  - index.md\n  - other.md\n\nvalidation:" + rest.replace("stylesheets/extra.css", "index.md"))
+    (tmp_path / "mkdocs.yml").write_text(
+        config + "\nnav:\n  - index.md\n  - other.md\n\nvalidation:" + rest.replace("stylesheets/extra.css", "index.md")
+    )
 
     result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
 

@@ -72,9 +72,7 @@ def test_task_waits_pending_in_the_queue_until_a_worker_starts(
     assert queue.count == 0
 
 
-def test_the_worker_is_a_separate_process_named_on_the_task(
-    client: httpx.Client, workers: Callable[..., ManagedProcess]
-) -> None:
+def test_the_worker_is_a_separate_process_named_on_the_task(client: httpx.Client, workers: Callable[..., ManagedProcess]) -> None:
     workers("--name", "worker-under-test")
     task = submit(client, "compute", {"n": 1000})
 
@@ -89,21 +87,23 @@ def test_job_carries_only_the_task_id_as_json(client: httpx.Client, redis_client
     task = submit(client, "text_processing", {"text": "hello"})
 
     raw = redis_client.hget(f"rq:job:{task['id']}", "data")
-    assert raw is not None
+    assert isinstance(raw, bytes)
     function, instance, args, kwargs = json.loads(zlib.decompress(raw))
 
     assert function == "phase2_queue.jobs.process_task"
     assert (instance, args, kwargs) == (None, [task["id"]], {})
 
 
-def test_two_workers_drain_the_queue_running_each_task_once(
-    client: httpx.Client, workers: Callable[..., ManagedProcess]
-) -> None:
+def test_two_workers_drain_the_queue_running_each_task_once(client: httpx.Client, workers: Callable[..., ManagedProcess]) -> None:
     ids = [submit(client, "noop")["id"] for _ in range(40)]
     workers("--name", "w1")
     workers("--name", "w2")
 
-    wait_for(lambda: client.get("/tasks", params={"status": "completed"}).json()["total"] == 40, timeout=60, message="40 tasks completed")
+    wait_for(
+        lambda: client.get("/tasks", params={"status": "completed"}).json()["total"] == 40,
+        timeout=60,
+        message="40 tasks completed",
+    )
 
     tasks = [client.get(f"/tasks/{task_id}").json() for task_id in ids]
     assert all(t["attempts"] == 1 for t in tasks)

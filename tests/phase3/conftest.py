@@ -22,6 +22,7 @@ everything at once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -153,10 +154,8 @@ def work_horses(worker: ManagedProcess) -> list[int]:
 
 
 def _sigkill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def kill_horse(worker: ManagedProcess) -> int:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from shared.recovery.backoff import backoff_intervals
 from shared.recovery.attempts import retry_for, should_retry
+from shared.recovery.backoff import backoff_intervals
 from shared.recovery.settings import RecoverySettings
 from shared.tasks import PermanentTaskError, TransientTaskError
 

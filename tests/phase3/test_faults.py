@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -21,16 +21,20 @@ from sqlmodel import Session
 from shared import store
 from shared.models import TaskCreate
 from shared.redis_server import PrivateRedis
+from shared.tasks import TaskType
 from tasklab_cli.processes import ManagedProcess, Phase, start_api
 from tests.phase3.conftest import WorkerFactory, crash, kill_horse, task_worker, work_horses
-from tests.support import submit, wait_for, wait_for_status
+from tests.support import submit, text, wait_for, wait_for_status
 
 #: About 1.5 s of real CPU work: long enough to be caught in the middle.
 SLOW = ("compute", {"n": 50_000_000}, 1_249_999_975_000_000)
 
 
 def counts(client: httpx.Client) -> dict[str, int]:
-    return {s: client.get("/tasks", params={"status": s, "limit": 1}).json()["total"] for s in ("pending", "running", "retrying", "completed", "failed", "cancelled")}
+    return {
+        s: client.get("/tasks", params={"status": s, "limit": 1}).json()["total"]
+        for s in ("pending", "running", "retrying", "completed", "failed", "cancelled")
+    }
 
 
 def all_completed(client: httpx.Client, total: int) -> bool:
@@ -91,7 +95,7 @@ def test_a_worker_killed_mid_task_leaves_nothing_running_and_the_task_completes(
 # phase 5 each one is two interpreters in a row, the supervisor and then its pool process).
 @pytest.mark.timeout(300)
 def test_200_tasks_all_complete_while_workers_are_sigkilled_at_least_10_times(
-    client: httpx.Client, workers: WorkerFactory, recovery_phase: Phase, record_property: pytest.RecordProperty
+    client: httpx.Client, workers: WorkerFactory, recovery_phase: Phase, record_property: Callable[[str, object], None]
 ) -> None:
     """Two workers; whenever one is in the middle of a task it is SIGKILLed (horse, scheduler and
     all; on phase 5 the supervisor and its process) and a new one started in its place. 200 of 200
@@ -157,7 +161,7 @@ def test_100_tasks_submitted_while_redis_is_down_all_complete_once_it_is_back_em
     own_redis: PrivateRedis,
     empty_store: Engine,
     workers: WorkerFactory,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """Redis dies; the API keeps accepting (202) into the database; Redis comes back with
     nothing in it (a crash without persistence); the reconciler enqueues all 100."""
@@ -182,7 +186,10 @@ def test_100_tasks_submitted_while_redis_is_down_all_complete_once_it_is_back_em
         recovery = time.monotonic() - began
         assert all(client.get(f"/tasks/{t['id']}").json()["result"] == 55 for t in accepted)
     api.stop()
-    summary = f"tasks={total} redis_restarts=1 (wiped) lost=0; 100 POSTs took {submit_seconds:.1f}s while down, all done {recovery:.1f}s after"
+    summary = (
+        f"tasks={total} redis_restarts=1 (wiped) lost=0; "
+        f"100 POSTs took {submit_seconds:.1f}s while down, all done {recovery:.1f}s after"
+    )
     record_property("fault_run", summary)
     print(summary, file=sys.stderr)
 
@@ -212,7 +219,7 @@ def test_two_reconcilers_at_once_enqueue_each_orphan_exactly_once(
     reconciler_module = f"{recovery_phase.package}.reconciler"
     redis_client.flushdb()
     with Session(empty_store) as session:
-        orphans = {str(store.insert_task(session, TaskCreate(task_type="noop", payload={})).id) for _ in range(50)}
+        orphans = {str(store.insert_task(session, TaskCreate(task_type=TaskType.NOOP, payload={})).id) for _ in range(50)}
     reconcilers = [
         ManagedProcess(name, [sys.executable, "-m", reconciler_module, "--name", name, "--log-level", "DEBUG"], env)
         for name in ("reconciler-a", "reconciler-b")
@@ -226,7 +233,7 @@ def test_two_reconcilers_at_once_enqueue_each_orphan_exactly_once(
             timeout=20,
             message="five more passes of each reconciler",
         )
-        queued = [job_id.decode() for job_id in redis_client.lrange(queue_key, 0, -1)]
+        queued = [text(job_id) for job_id in redis_client.lrange(queue_key, 0, -1)]
         enqueued_lines = sum(r.log_tail(10**6).count("enqueued task") for r in reconcilers)
     finally:
         for reconciler in reconcilers:

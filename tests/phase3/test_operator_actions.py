@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from tasklab_cli.processes import Phase
 from tests.phase3.conftest import FAST_RECOVERY, WorkerFactory
-from tests.support import submit, wait_for, wait_for_status
+from tests.support import submit, text, wait_for, wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +33,14 @@ def env(phase_env: dict[str, str]) -> dict[str, str]:
 #: but the process stays busy and RQ records the job as finished, not stopped.
 def job_status(redis_client: redis.Redis, task_id: str) -> str | None:
     raw = redis_client.hget(f"rq:job:{task_id}", "status")
-    return raw.decode() if raw is not None else None
+    return text(raw) if raw is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
 # POST /tasks/{id}/retry
 
 
-def test_retry_puts_a_failed_task_back_in_the_queue_with_fresh_attempts(
-    client: httpx.Client, workers: WorkerFactory
-) -> None:
+def test_retry_puts_a_failed_task_back_in_the_queue_with_fresh_attempts(client: httpx.Client, workers: WorkerFactory) -> None:
     workers()
     task = submit(client, "flaky", {"fail_times": 1, "permanent": True})
     failed = wait_for_status(client, task["id"])
@@ -52,6 +50,7 @@ def test_retry_puts_a_failed_task_back_in_the_queue_with_fresh_attempts(
 
     assert response.status_code == 202
     assert (response.json()["status"], response.json()["attempts"]) == ("pending", 0)
+
     def ran_again() -> dict[str, object] | None:
         current = client.get(f"/tasks/{task['id']}").json()
         return current if current["status"] == "failed" and current["completed_at"] != failed["completed_at"] else None
@@ -61,9 +60,7 @@ def test_retry_puts_a_failed_task_back_in_the_queue_with_fresh_attempts(
 
 
 @pytest.mark.parametrize("state", ["pending", "completed", "cancelled"])
-def test_retry_of_a_task_that_is_not_failed_is_409(
-    client: httpx.Client, workers: WorkerFactory, state: str
-) -> None:
+def test_retry_of_a_task_that_is_not_failed_is_409(client: httpx.Client, workers: WorkerFactory, state: str) -> None:
     task = submit(client, "noop")
     if state == "completed":
         workers()
@@ -103,7 +100,11 @@ def test_cancel_of_a_retrying_task_removes_its_scheduled_retry(
     workers()
     task = submit(client, "flaky", {"fail_times": 3})
     wait_for_status(client, task["id"], ["retrying"])
-    wait_for(lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", task["id"]) is not None, timeout=5, message="the retry scheduled")
+    wait_for(
+        lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", task["id"]) is not None,
+        timeout=5,
+        message="the retry scheduled",
+    )
 
     response = client.post(f"/tasks/{task['id']}/cancel")
 
@@ -112,7 +113,9 @@ def test_cancel_of_a_retrying_task_removes_its_scheduled_retry(
     assert response.json()["attempts"] == 1
 
 
-def test_cancel_of_a_running_task_stops_its_attempt(client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis) -> None:
+def test_cancel_of_a_running_task_stops_its_attempt(
+    client: httpx.Client, workers: WorkerFactory, redis_client: redis.Redis
+) -> None:
     """The worker stops the attempt (phases 3 and 4 kill its work horse, phase 5's pool process
     interrupts the job it runs); RQ records the job as stopped, not failed, and does not retry it."""
     workers()
@@ -176,7 +179,9 @@ def test_same_idempotency_key_returns_the_same_task_with_200(client: httpx.Clien
 def test_same_idempotency_key_with_a_different_body_is_409(client: httpx.Client) -> None:
     client.post("/tasks", json={"task_type": "fibonacci", "payload": {"n": 10}}, headers={"Idempotency-Key": "order-43"})
 
-    response = client.post("/tasks", json={"task_type": "fibonacci", "payload": {"n": 11}}, headers={"Idempotency-Key": "order-43"})
+    response = client.post(
+        "/tasks", json={"task_type": "fibonacci", "payload": {"n": 11}}, headers={"Idempotency-Key": "order-43"}
+    )
 
     assert response.status_code == 409
     assert "different body" in response.json()["detail"]
@@ -187,7 +192,9 @@ def test_defaults_filled_in_count_as_the_same_body(client: httpx.Client) -> None
     """`{}` and `{"n": 1000000}` are the same compute request once validated."""
     first = client.post("/tasks", json={"task_type": "compute", "payload": {}}, headers={"Idempotency-Key": "k"})
 
-    again = client.post("/tasks", json={"task_type": "compute", "payload": {"n": 1_000_000}, "priority": 3}, headers={"Idempotency-Key": "k"})
+    again = client.post(
+        "/tasks", json={"task_type": "compute", "payload": {"n": 1_000_000}, "priority": 3}, headers={"Idempotency-Key": "k"}
+    )
 
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
 

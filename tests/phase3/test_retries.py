@@ -32,7 +32,9 @@ def env(phase_env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def watch_attempts(client: httpx.Client, task_id: str, *, timeout: float = 20) -> tuple[dict[str, Any], dict[int, float], list[dict[str, Any]]]:
+def watch_attempts(
+    client: httpx.Client, task_id: str, *, timeout: float = 20
+) -> tuple[dict[str, Any], dict[int, float], list[dict[str, Any]]]:
     """Poll a task to its end; return it, when each attempt was first seen, and every distinct state seen."""
     first_seen: dict[int, float] = {}
     states: list[dict[str, Any]] = []
@@ -68,7 +70,9 @@ def test_flaky_task_completes_on_attempt_k_plus_1_after_backoff_waits(client: ht
 
 
 @pytest.mark.slow
-def test_transient_errors_past_the_last_attempt_end_failed_with_the_last_error(client: httpx.Client, workers: WorkerFactory) -> None:
+def test_transient_errors_past_the_last_attempt_end_failed_with_the_last_error(
+    client: httpx.Client, workers: WorkerFactory
+) -> None:
     """A dead letter: 3 attempts used, `failed`, and the error of the third attempt kept."""
     workers()
     task = submit(client, "flaky", {"fail_times": 5})
@@ -111,7 +115,11 @@ def test_a_waiting_retry_is_scheduled_in_redis_and_leaves_the_worker_free(
     workers()
     flaky = submit(client, "flaky", {"fail_times": 2})
     wait_for(lambda: client.get(f"/tasks/{flaky['id']}").json()["attempts"] == 2, message="attempt 2")
-    wait_for(lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", flaky["id"]) is not None, timeout=5, message="the retry scheduled")
+    wait_for(
+        lambda: redis_client.zscore(f"rq:scheduled:{queue_name}", flaky["id"]) is not None,
+        timeout=5,
+        message="the retry scheduled",
+    )
 
     quick = wait_for_status(client, submit(client, "noop")["id"], timeout=5)
     flaky_done = wait_for_status(client, flaky["id"])

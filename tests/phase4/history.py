@@ -56,7 +56,7 @@ def ended_task(
     """A task that ended: created, waited ``wait_seconds`` in the queue, ran ``run_seconds``."""
     started_at = created_at + timedelta(seconds=wait_seconds)
     return Task(
-        task_type=task_type,
+        task_type=TaskType(task_type),
         payload={},
         status=status,
         error=error,
@@ -70,7 +70,10 @@ def ended_task(
 
 
 def seed_last_hour(engine: Engine, now: datetime, count: int, *, rng_seed: int = HISTORY_RNG_SEED) -> list[Task]:
-    """``count`` ended tasks spread over the hour before ``now`` (see :data:`HISTORY_ENDED_SECONDS_AGO`), mixed types, a few failures."""
+    """``count`` ended tasks spread over the hour before ``now`` (see :data:`HISTORY_ENDED_SECONDS_AGO`).
+
+    Mixed types, a few failures.
+    """
     rng = random.Random(rng_seed)
     errors = list(HISTORY_ERRORS)
     weights = list(HISTORY_ERRORS.values())

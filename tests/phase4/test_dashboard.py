@@ -42,7 +42,13 @@ from tests.phase4.history import seed_last_hour
 from tests.support import submit, wait_for, wait_for_status
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "docs" / "img" / "phase4-dashboard.png"
@@ -79,11 +85,14 @@ class Dashboard:
         return int(self.page.evaluate("REFRESH_MS"))
 
     def generated_at(self) -> str | None:
-        return self.page.evaluate("document.body.dataset.generatedAt || null")
+        generated_at: str | None = self.page.evaluate("document.body.dataset.generatedAt || null")
+        return generated_at
 
     def wait_for_render(self) -> str:
         """Wait until the page has drawn an answer of /stats; return which (its generated_at)."""
-        return wait_for(self.generated_at, timeout=self.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="the dashboard's first render")
+        return wait_for(
+            self.generated_at, timeout=self.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="the dashboard's first render"
+        )
 
     def wait_for_next_render(self) -> str:
         """Wait until the page has drawn a newer answer than the one it shows now; return it."""
@@ -98,7 +107,8 @@ class Dashboard:
     def counts(self) -> dict[str, int]:
         """The status tiles, as the reader sees them (``1,234`` → 1234)."""
         texts: dict[str, str] = self.page.evaluate(
-            "(statuses) => Object.fromEntries(statuses.map((s) => [s, document.getElementById(`count-${s}`).textContent]))", STATUSES
+            "(statuses) => Object.fromEntries(statuses.map((s) => [s, document.getElementById(`count-${s}`).textContent]))",
+            STATUSES,
         )
         return {status: int(text.replace(",", "")) if text.replace(",", "").isdigit() else -1 for status, text in texts.items()}
 
@@ -107,7 +117,9 @@ class Dashboard:
 
 
 @pytest.fixture
-def dashboard(browser: Browser, api: ApiProcess, client: httpx.Client, empty_store: Engine, workers: WorkerFactory) -> Iterator[Dashboard]:
+def dashboard(
+    browser: Browser, api: ApiProcess, client: httpx.Client, empty_store: Engine, workers: WorkerFactory
+) -> Iterator[Dashboard]:
     """Given an hour of history and a worker, the dashboard open in a fresh browser context."""
     seed_last_hour(empty_store, utc_now(), HISTORY_TASKS)
     workers(extra_env={"WORKER_NAME": "worker-1"})  # a readable name for the screenshot
@@ -142,7 +154,8 @@ def dashboard(browser: Browser, api: ApiProcess, client: httpx.Client, empty_sto
 def stats_now(client: httpx.Client) -> dict[str, Any]:
     response = client.get("/stats")
     assert response.status_code == 200, response.text
-    return response.json()
+    stats: dict[str, Any] = response.json()
+    return stats
 
 
 def test_the_page_refreshes_at_least_every_two_seconds(dashboard: Dashboard) -> None:
@@ -163,7 +176,11 @@ def test_counts_match_stats_within_one_refresh_after_tasks_run(dashboard: Dashbo
     def page_matches() -> bool:
         return dashboard.counts() == {status: expected["counts"][status] for status in STATUSES}
 
-    wait_for(page_matches, timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message=f"page counts {dashboard.counts()} to equal /stats")
+    wait_for(
+        page_matches,
+        timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS,
+        message=f"page counts {dashboard.counts()} to equal /stats",
+    )
     assert dashboard.page.locator("#workers-alive").inner_text() == "1"
     assert dashboard.console_errors == []
 
@@ -177,7 +194,11 @@ def test_recent_failures_link_to_their_task(dashboard: Dashboard, client: httpx.
     assert wait_for_status(client, doomed)["status"] == "failed"
 
     link = dashboard.page.locator(f'#failures-body tr[data-task-id="{doomed}"] a')
-    wait_for(lambda: link.count() == 1, timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="the failure to be listed")
+    wait_for(
+        lambda: link.count() == 1,
+        timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS,
+        message="the failure to be listed",
+    )
 
     assert link.get_attribute("href") == f"/tasks/{doomed}"
     assert "fails on purpose" in dashboard.page.locator(f'#failures-body tr[data-task-id="{doomed}"]').inner_text()
@@ -208,7 +229,9 @@ def test_the_page_loads_nothing_from_elsewhere_and_logs_no_error(dashboard: Dash
 TYPE_TABLE_SNAPSHOT = """() => ({
   generatedAt: document.body.dataset.generatedAt,
   hint: document.getElementById("window-hint").textContent,
-  completed: Object.fromEntries([...document.querySelectorAll("#types-body tr")].map((row) => [row.dataset.taskType, row.children[1].textContent])),
+  completed: Object.fromEntries(
+    [...document.querySelectorAll("#types-body tr")].map((row) => [row.dataset.taskType, row.children[1].textContent]),
+  ),
 })"""
 
 
@@ -232,7 +255,9 @@ def test_choosing_a_window_shows_that_windows_figures(dashboard: Dashboard, empt
         snapshot: dict[str, Any] = dashboard.page.evaluate(TYPE_TABLE_SNAPSHOT)
         return snapshot if snapshot["hint"] == "ended in the last 15 minutes" else None
 
-    snapshot = wait_for(shows_15_minutes, timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="a 15-minute render")
+    snapshot = wait_for(
+        shows_15_minutes, timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="a 15-minute render"
+    )
     at = datetime.fromisoformat(snapshot["generatedAt"].replace("Z", "+00:00"))
     expected = completed_since(empty_store, at - timedelta(minutes=15))
 

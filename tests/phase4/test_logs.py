@@ -63,13 +63,17 @@ def test_one_request_id_appears_in_the_api_and_worker_lines_of_its_task(
     client: httpx.Client, api: ApiProcess, workers: WorkerFactory
 ) -> None:
     worker = workers()
-    response = client.post("/tasks", json={"task_type": "flaky", "payload": {"fail_times": 1}}, headers={"X-Request-ID": REQUEST_ID})
+    response = client.post(
+        "/tasks", json={"task_type": "flaky", "payload": {"fail_times": 1}}, headers={"X-Request-ID": REQUEST_ID}
+    )
     task_id = response.json()["id"]
     assert response.json()["request_id"] == REQUEST_ID
 
     wait_for_status(client, task_id)
     worker_lines = wait_for(
-        lambda: [line for line in json_lines(worker.process) if line.get("task_id") == task_id and line["event"] == "attempt ended"][1:],
+        lambda: [
+            line for line in json_lines(worker.process) if line.get("task_id") == task_id and line["event"] == "attempt ended"
+        ][1:],
         message="the second attempt's end in the worker's log",
     )
 
@@ -83,7 +87,9 @@ def test_one_request_id_appears_in_the_api_and_worker_lines_of_its_task(
     assert worker_lines[0]["worker"]
 
 
-def test_every_line_has_a_utc_timestamp_a_level_and_an_event(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
+def test_every_line_has_a_utc_timestamp_a_level_and_an_event(
+    client: httpx.Client, api: ApiProcess, workers: WorkerFactory
+) -> None:
     worker = workers()
     wait_for_status(client, submit(client, "noop")["id"])
 

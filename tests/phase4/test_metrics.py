@@ -56,7 +56,12 @@ def all_finished(client: httpx.Client, total: int) -> bool:
 def test_promtool_accepts_the_api_and_the_worker_metrics(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
     worker = workers()
     # Every kind of sample: completed and failed tasks, a retry, histograms, HTTP metrics.
-    for task_type, payload in [("noop", {}), ("fibonacci", {"n": 10}), ("flaky", {"fail_times": 1}), ("flaky", {"fail_times": 9})]:
+    for task_type, payload in [
+        ("noop", {}),
+        ("fibonacci", {"n": 10}),
+        ("flaky", {"fail_times": 1}),
+        ("flaky", {"fail_times": 9}),
+    ]:
         wait_for_status(client, submit(client, task_type, payload)["id"])
 
     for url in (f"{api.base_url}/metrics", worker.metrics_url):
@@ -98,10 +103,15 @@ def test_queue_depth_and_workers_alive_come_from_redis(client: httpx.Client, api
     workers()
 
     wait_for(lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_workers_alive") == 1, message="one worker alive")
-    wait_for(lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_queue_depth", queue="phase4:tasks") == 0, message="queue drained")
+    wait_for(
+        lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_queue_depth", queue="phase4:tasks") == 0,
+        message="queue drained",
+    )
 
 
-def test_a_work_horse_counts_survive_the_horse(client: httpx.Client, workers: WorkerFactory, fresh_deployment: dict[str, str]) -> None:
+def test_a_work_horse_counts_survive_the_horse(
+    client: httpx.Client, workers: WorkerFactory, fresh_deployment: dict[str, str]
+) -> None:
     """Each job runs in a forked horse that exits after it; the parent still exports its counts."""
     worker = workers(extra_env=fresh_deployment)
     for task_type, payload in [("noop", {}), ("noop", {}), ("flaky", {"fail_times": 1})]:
@@ -139,7 +149,9 @@ def test_reconciler_repairs_are_counted_on_the_worker_endpoint(
 
     for task_id in ids:
         wait_for_status(client, task_id, timeout=20)
-    wait_for(lambda: sample(scrape(worker.metrics_url), "tasklab_reconciler_repairs_total", kind="enqueued") >= 3, message="3 repairs")
+    wait_for(
+        lambda: sample(scrape(worker.metrics_url), "tasklab_reconciler_repairs_total", kind="enqueued") >= 3, message="3 repairs"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +235,11 @@ def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_m
             wait_for(lambda: prometheus.scalar(query) == completed_rows(empty_store), timeout=15, message=query)
         except AssertionError:
             by_target = prometheus.query('sum by (instance) (tasklab_tasks_finished_total{outcome="completed"})')
-            raise AssertionError(f"{query} = {prometheus.scalar(query)} but {completed_rows(empty_store)} rows; by target: {by_target}; retries: {prometheus.scalar('sum(tasklab_task_retries_total)')}; repairs: {prometheus.query('sum by (kind) (tasklab_reconciler_repairs_total)')}") from None
+            raise AssertionError(
+                f"{query} = {prometheus.scalar(query)} but {completed_rows(empty_store)} rows; by target: {by_target}; "
+                f"retries: {prometheus.scalar('sum(tasklab_task_retries_total)')}; "
+                f"repairs: {prometheus.query('sum by (kind) (tasklab_reconciler_repairs_total)')}"
+            ) from None
         victim_seen = [r for r in prometheus.query('up{job="workers"}') if r["value"][1] == "0"]
 
     assert completed_rows(empty_store) == 200
@@ -253,6 +269,9 @@ CONTRACT = {
 def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels() -> None:
     from shared.monitoring.metrics import reference_table
 
-    rows = {cells[1].strip("` "): (cells[2].strip(), cells[3].strip()) for cells in (row.split("|") for row in reference_table().splitlines()[2:])}
+    rows = {
+        cells[1].strip("` "): (cells[2].strip(), cells[3].strip())
+        for cells in (row.split("|") for row in reference_table().splitlines()[2:])
+    }
 
     assert rows == CONTRACT

@@ -86,7 +86,7 @@ def seeded(client: httpx.Client, empty_store: Engine) -> Engine:
     tasks += [ended(rng.choice(types), TaskStatus.COMPLETED, OUTSIDE_WINDOW_MINUTES_AGO) for _ in range(ENDED_BEFORE_WINDOW)]
     tasks += [ended(types[0], TaskStatus.FAILED, OUTSIDE_WINDOW_MINUTES_AGO, "an error from before the window")]
     for status, count in IN_FLIGHT.items():
-        tasks += [Task(task_type=rng.choice(types), payload={}, status=status, created_at=now) for _ in range(count)]
+        tasks += [Task(task_type=TaskType(rng.choice(types)), payload={}, status=status, created_at=now) for _ in range(count)]
     insert(empty_store, tasks)
     return empty_store
 
@@ -94,7 +94,8 @@ def seeded(client: httpx.Client, empty_store: Engine) -> Engine:
 def read_stats(client: httpx.Client, **params: Any) -> dict[str, Any]:
     response = client.get("/stats", params=params)
     assert response.status_code == 200, response.text
-    return response.json()
+    stats: dict[str, Any] = response.json()
+    return stats
 
 
 def instant(text: str) -> datetime:
@@ -105,7 +106,13 @@ def ended_rows(engine: Engine, since: datetime) -> list[Any]:
     """Every task that ended at or after ``since``: the window, read the plain way."""
     columns = Task.__table__.c  # type: ignore[attr-defined]
     statement = select(
-        columns.task_type, columns.status, columns.error, columns.created_at, columns.started_at, columns.completed_at, columns.priority
+        columns.task_type,
+        columns.status,
+        columns.error,
+        columns.created_at,
+        columns.started_at,
+        columns.completed_at,
+        columns.priority,
     ).where(columns.completed_at >= since)
     with engine.connect() as connection:
         return list(connection.execute(statement).all())
@@ -124,11 +131,13 @@ def quantiles(values: list[float]) -> dict[str, float]:
 def test_counts_by_status_equal_a_group_by_over_the_whole_table(client: httpx.Client, seeded: Engine) -> None:
     columns = Task.__table__.c  # type: ignore[attr-defined]
     with seeded.connect() as connection:
-        expected = dict(connection.execute(select(columns.status, func.count()).group_by(columns.status)).all())
+        expected: dict[str, int] = dict(connection.execute(select(columns.status, func.count()).group_by(columns.status)).all())
 
     counts = read_stats(client)["counts"]
 
-    assert {status.value: counts[status.value] for status in TaskStatus} == {status.value: expected.get(status.value, 0) for status in TaskStatus}
+    assert {status.value: counts[status.value] for status in TaskStatus} == {
+        status.value: expected.get(status.value, 0) for status in TaskStatus
+    }
     assert counts["total"] == sum(expected.values())
 
 
@@ -142,7 +151,11 @@ def test_outcomes_per_type_count_only_the_tasks_that_ended_in_the_window(client:
     assert list(by_type) == [t.value for t in CATALOG], "every catalog type, in catalog order"
     for task_type, entry in by_type.items():
         completed, failed = expected[(task_type, "completed")], expected[(task_type, "failed")]
-        assert (entry["completed"], entry["failed"], entry["cancelled"]) == (completed, failed, expected[(task_type, "cancelled")])
+        assert (entry["completed"], entry["failed"], entry["cancelled"]) == (
+            completed,
+            failed,
+            expected[(task_type, "cancelled")],
+        )
         assert entry["failure_rate"] == pytest.approx(failed / (completed + failed))
     assert sum(entry["completed"] for entry in by_type.values()) == len(CATALOG) * COMPLETED_PER_TYPE
 
@@ -186,7 +199,9 @@ def test_throughput_counts_the_tasks_that_ended_in_each_minute_of_the_last_hour(
     assert len(series) == THROUGHPUT_MINUTES
     assert [instant(m["minute"]) for m in series] == [start + timedelta(minutes=i) for i in range(THROUGHPUT_MINUTES)]
     assert instant(series[-1]["minute"]) <= instant(stats["generated_at"]) < instant(series[-1]["minute"]) + timedelta(minutes=1)
-    assert [(m["completed"], m["failed"]) for m in series] == [(expected[(i, "completed")], expected[(i, "failed")]) for i in range(THROUGHPUT_MINUTES)]
+    assert [(m["completed"], m["failed"]) for m in series] == [
+        (expected[(i, "completed")], expected[(i, "failed")]) for i in range(THROUGHPUT_MINUTES)
+    ]
 
 
 def test_top_errors_are_the_most_frequent_failure_texts_in_the_window(client: httpx.Client, seeded: Engine) -> None:
@@ -194,7 +209,11 @@ def test_top_errors_are_the_most_frequent_failure_texts_in_the_window(client: ht
     failed = [row for row in ended_rows(seeded, instant(stats["window_start"])) if row.status == "failed"]
     expected = Counter(row.error for row in failed).most_common()
 
-    assert [(e["error"], e["count"]) for e in stats["top_errors"]] == expected == sorted(SEEDED_ERRORS.items(), key=lambda item: -item[1])
+    assert (
+        [(e["error"], e["count"]) for e in stats["top_errors"]]
+        == expected
+        == sorted(SEEDED_ERRORS.items(), key=lambda item: -item[1])
+    )
     assert read_stats(client, top_errors=1)["top_errors"][0]["error"] == expected[0][0]
 
 
@@ -211,7 +230,19 @@ def test_a_wider_window_takes_in_the_older_tasks(client: httpx.Client, seeded: E
 # ?window=
 
 
-@pytest.mark.parametrize(("window", "seconds"), [(None, 3600), ("3600", 3600), ("90s", 90), ("15m", 900), ("90m", 5400), ("1h", 3600), ("7d", MAX_WINDOW_SECONDS), ("60", MIN_WINDOW_SECONDS)])
+@pytest.mark.parametrize(
+    ("window", "seconds"),
+    [
+        (None, 3600),
+        ("3600", 3600),
+        ("90s", 90),
+        ("15m", 900),
+        ("90m", 5400),
+        ("1h", 3600),
+        ("7d", MAX_WINDOW_SECONDS),
+        ("60", MIN_WINDOW_SECONDS),
+    ],
+)
 def test_window_is_seconds_or_a_number_with_a_unit(client: httpx.Client, window: str | None, seconds: int) -> None:
     stats = read_stats(client, **({"window": window} if window else {}))
 
@@ -292,7 +323,7 @@ def test_a_real_worker_run_shows_in_every_figure(client: httpx.Client, workers: 
 
 def test_with_redis_unreachable_stats_still_answers_with_the_database_figures(env: dict[str, str], empty_store: Engine) -> None:
     """Redis down is a fact to report: 200, the database's counts, and the Redis figures marked unreachable."""
-    insert(empty_store, [Task(task_type="noop", payload={}, status=TaskStatus.PENDING)])
+    insert(empty_store, [Task(task_type=TaskType.NOOP, payload={}, status=TaskStatus.PENDING)])
     nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
     server = start_api(PHASE4, {**env, "REDIS_URL": nobody_listens})
     try:

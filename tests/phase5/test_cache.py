@@ -16,9 +16,10 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from shared.scaling.cache import KEY_PREFIX, StatusCache
 from shared.models import Task, TaskRead, TaskStatus, utc_now
 from shared.redis_server import PrivateRedis, connect_redis, free_port
+from shared.scaling.cache import KEY_PREFIX, StatusCache
+from shared.tasks import TaskType
 from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_api, start_worker
 from tests.phase3.conftest import FAST_RECOVERY
 from tests.support import submit, wait_for, wait_for_status
@@ -31,7 +32,9 @@ LIFECYCLE = {"pending": 0, "retrying": 1, "running": 1, "completed": 2, "failed"
 
 def a_task(status: TaskStatus) -> TaskRead:
     now = utc_now()
-    return TaskRead(id=uuid.uuid4(), task_type="noop", payload={}, priority=3, status=status, attempts=1, progress=0, created_at=now)
+    return TaskRead(
+        id=uuid.uuid4(), task_type=TaskType.NOOP, payload={}, priority=3, status=status, attempts=1, progress=0, created_at=now
+    )
 
 
 @pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING, TaskStatus.FAILED])

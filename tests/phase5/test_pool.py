@@ -19,8 +19,8 @@ from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared.scaling.pool import restart_delay
 from shared.redis_server import free_port
+from shared.scaling.pool import restart_delay
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes
 from tests.support import sample, scrape, submit, wait_for, wait_for_status

@@ -19,7 +19,7 @@ from rq import Queue
 from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, make_queues
 from shared.scaling.priorities import promote_overdue
 from tests.phase5.conftest import PoolFactory
-from tests.support import submit, wait_for
+from tests.support import submit, text, wait_for
 
 BOUNDS = {1: 60.0, 2: 30.0, 3: 15.0, 4: 5.0}
 
@@ -39,7 +39,7 @@ def enqueue_noop(queue: Queue, job_id: str) -> None:
 
 
 def queued_ids(redis_client: redis.Redis, name: str) -> list[str]:
-    return [raw.decode() for raw in redis_client.lrange(f"rq:queue:{name}", 0, -1)]
+    return [text(raw) for raw in redis_client.lrange(f"rq:queue:{name}", 0, -1)]
 
 
 def test_a_job_waiting_past_its_bound_moves_to_the_front_of_the_top_queue(queues: list[Queue], redis_client: redis.Redis) -> None:
@@ -107,7 +107,11 @@ def test_a_backlog_starts_in_priority_order_fifo_within_a_level(client: httpx.Cl
     tasks = [submit(client, "noop", priority=rng.randint(1, 5)) for _ in range(100)]
 
     pools("--processes", "1", "--no-reconciler")
-    wait_for(lambda: client.get("/tasks", params={"status": "completed", "limit": 1}).json()["total"] == 100, timeout=60, message="all 100 completed")
+    wait_for(
+        lambda: client.get("/tasks", params={"status": "completed", "limit": 1}).json()["total"] == 100,
+        timeout=60,
+        message="all 100 completed",
+    )
 
     order = sorted(tasks, key=lambda task: started_at(client, task["id"]))
     expected = sorted(tasks, key=lambda task: (-task["priority"], task["created_at"]))
@@ -117,7 +121,7 @@ def test_a_backlog_starts_in_priority_order_fifo_within_a_level(client: httpx.Cl
 def test_a_priority_1_task_starts_within_its_bound_under_a_stream_of_priority_5(client: httpx.Client, pools: PoolFactory) -> None:
     """The pool stays saturated by priority-5 work; the priority-1 task must not wait for ever."""
     bound = 2.0
-    bounds = '{"1": %s, "2": 2, "3": 2, "4": 1}' % bound
+    bounds = f'{{"1": {bound}, "2": 2, "3": 2, "4": 1}}'
     stream = ("compute", {"n": 2_000_000})  # tens of milliseconds each
     pools("--processes", "1", extra_env={"PRIORITY_MAX_WAIT_SECONDS": bounds, "AGING_INTERVAL_SECONDS": "0.2"})
     for _ in range(40):

@@ -36,7 +36,9 @@ def test_fibonacci_of_10_is_55_and_compute_default_is_499999500000() -> None:
 
 def test_batch_processing_reports_progress_up_to_100() -> None:
     seen: list[int] = []
-    run_task("batch_processing", {"items": list(range(10)), "batch_size": 3}, TaskContext(time_scale=0, report_progress=seen.append))
+    run_task(
+        "batch_processing", {"items": list(range(10)), "batch_size": 3}, TaskContext(time_scale=0, report_progress=seen.append)
+    )
     assert seen == [25, 50, 75, 100]
 
 
@@ -59,4 +61,4 @@ def test_a_stored_payload_that_no_longer_validates_is_a_permanent_error() -> Non
 
 def test_request_validation_names_the_payload_problem() -> None:
     with pytest.raises(ValidationError, match="invalid payload for fibonacci: n:"):
-        TaskCreate(task_type="fibonacci", payload={"n": -5})
+        TaskCreate(task_type=TaskType.FIBONACCI, payload={"n": -5})

@@ -10,12 +10,15 @@ from sqlmodel import Session
 
 from shared import store
 from shared.models import Task, TaskCreate
+from shared.tasks import TaskType
 
 
 def test_timestamps_round_trip_as_aware_utc(empty_store: Engine) -> None:
     paris = timezone(timedelta(hours=1))
     with Session(empty_store) as session:
-        task = store.insert_task(session, TaskCreate(task_type="noop", payload={}), started_at=datetime(2026, 1, 1, 13, 0, tzinfo=paris))
+        task = store.insert_task(
+            session, TaskCreate(task_type=TaskType.NOOP, payload={}), started_at=datetime(2026, 1, 1, 13, 0, tzinfo=paris)
+        )
         task_id = task.id
     with Session(empty_store) as session:
         loaded = session.get(Task, task_id)
@@ -26,4 +29,4 @@ def test_timestamps_round_trip_as_aware_utc(empty_store: Engine) -> None:
 
 def test_naive_datetimes_are_refused(empty_store: Engine) -> None:
     with Session(empty_store) as session, pytest.raises(Exception, match="naive datetime"):
-        store.insert_task(session, TaskCreate(task_type="noop", payload={}), started_at=datetime(2026, 1, 1))
+        store.insert_task(session, TaskCreate(task_type=TaskType.NOOP, payload={}), started_at=datetime(2026, 1, 1))

@@ -20,7 +20,9 @@ from shared.models import MAX_EXACT_TOTAL, Task, TaskStatus
 SAME_INSTANT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def task_rows(count: int, *, created_at: datetime | None = None, status: TaskStatus = TaskStatus.COMPLETED) -> list[dict[str, Any]]:
+def task_rows(
+    count: int, *, created_at: datetime | None = None, status: TaskStatus = TaskStatus.COMPLETED
+) -> list[dict[str, Any]]:
     """``count`` rows a microsecond apart, or all at ``created_at`` when given."""
     return [
         {

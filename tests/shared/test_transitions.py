@@ -11,13 +11,14 @@ from sqlmodel import Session
 
 from shared import store, transitions
 from shared.models import Task, TaskCreate, TaskStatus
+from shared.tasks import TaskType
 from shared.transitions import ALLOWED_TRANSITIONS, IllegalTransition
 
 
 @pytest.fixture
 def task_id(empty_store: Engine) -> uuid.UUID:
     with Session(empty_store) as session:
-        return store.insert_task(session, TaskCreate(task_type="noop", payload={})).id
+        return store.insert_task(session, TaskCreate(task_type=TaskType.NOOP, payload={})).id
 
 
 def status_of(engine: Engine, task_id: uuid.UUID) -> TaskStatus:

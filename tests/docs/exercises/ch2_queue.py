@@ -17,7 +17,7 @@ def down_dependencies(client: httpx.Client) -> list[str]:
     return down
 
 
-def job_call(connection: Redis, task_id: str) -> tuple[str, list[object]]:
+def job_call(connection: Redis, task_id: str) -> tuple[str | None, list[object]]:
     """The function a task's job names and its arguments, read back from Redis as RQ stores them."""
     job = Job.fetch(task_id, connection=connection, serializer=JSONSerializer)
     return job.func_name, list(job.args)
