@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -102,3 +103,20 @@ def sample(metrics_text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{val}"' in head for key, val in labels.items()):
             total += float(value)
     return total
+
+
+# ----------------------------------------------------------------------------------------------
+# The real browser of the browser tests (the phase 4 dashboard, /docs offline)
+
+#: Debian's Chromium: Playwright drives it, since `playwright install` cannot download here.
+CHROMIUM = Path("/usr/bin/chromium")
+#: Headless as root, and nothing that would reach for the network on its own.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+#: The only hosts a page under test may load anything from: the app itself.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})

@@ -11,23 +11,14 @@ is on the page and that the console stays clean.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tasklab_cli.processes import PHASES, start_api
+from tests.support import CHROMIUM, CHROMIUM_ARGS, LOOPBACK_HOSTS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: How long a page may take to render its operations (the Swagger UI bundle is 1.5 MB of JavaScript).
 RENDER_TIMEOUT_MS = 20_000
 #: ReDoc's sidebar footer shows its vendor's logo from this address, hard-wired in redoc.js with

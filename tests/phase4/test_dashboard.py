@@ -39,17 +39,8 @@ from shared.tasks import TaskType
 from tasklab_cli.processes import ApiProcess
 from tests.phase4.conftest import WorkerFactory
 from tests.phase4.history import seed_last_hour
-from tests.support import submit, wait_for, wait_for_status
+from tests.support import CHROMIUM, CHROMIUM_ARGS, LOOPBACK_HOSTS, submit, wait_for, wait_for_status
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "docs" / "img" / "phase4-dashboard.png"
 VIEWPORT = {"width": 1400, "height": 900}
