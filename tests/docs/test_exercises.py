@@ -1,9 +1,10 @@
-"""The exercises at the end of chapters 1 to 4: each solution (tests/docs/exercises/) works
+"""The exercises at the end of chapters 1 to 5: each solution (tests/docs/exercises/) works
 against the real code, with a real SQLite database and, from chapter 2 on, a real Redis."""
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from redis import Redis
 from sqlmodel import Session
 
 from shared.db import create_db_engine, init_db
-from shared.models import TaskCreate
+from shared.models import TaskCreate, TaskStatus
 from shared.recovery.backoff import backoff_intervals
 from shared.recovery.settings import RecoverySettings
 from shared.redis_server import PrivateRedis
+from shared.scaling.cache import IMMUTABLE_STATUSES
+from shared.scaling.jobs import PRIORITIES, make_queues, queue_for
+from shared.scaling.priorities import promote_overdue
 from shared.store import insert_task
 from shared.tasks import TaskType
-from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring
+from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring, ch5_scaling
 
 
 @pytest.fixture
@@ -174,3 +178,24 @@ def test_ch4_ex2_the_request_id_is_echoed_and_stored_and_an_unsafe_one_replaced(
 
         echoed, task = ch4_monitoring.submit_with_request_id(client, "bad id\twith a tab")
         assert echoed == task["request_id"] != "bad id\twith a tab"
+
+
+# Chapter 5 ---------------------------------------------------------------------------------
+
+
+def test_ch5_ex1_the_cacheable_statuses_are_exactly_the_ones_the_cache_keeps() -> None:
+    assert ch5_scaling.cacheable_statuses() == IMMUTABLE_STATUSES == {TaskStatus.COMPLETED, TaskStatus.CANCELLED}
+    assert TaskStatus.FAILED not in ch5_scaling.cacheable_statuses(), "an operator's retry moves a failed task on"
+
+
+def test_ch5_ex2_an_overdue_low_priority_job_is_taken_before_the_urgent_ones(redis_server: PrivateRedis) -> None:
+    connection = Redis.from_url(redis_server.url)
+    queues = make_queues(connection)
+    job = "shared.scaling.jobs.process_task"
+    urgent = [queue_for(queues, 5).enqueue_call(job, args=(job_id,), job_id=job_id).id for job_id in ("u1", "u2", "u3")]
+    queue_for(queues, 1).enqueue_call(job, args=("late",), job_id="late")
+    assert ch5_scaling.next_job_ids(connection, queues, 4) == [*urgent, "late"], "strict order: the urgent ones first"
+
+    promote_overdue(connection, queues, PRIORITIES, {1: 60, 2: 30, 3: 15, 4: 5}, now=time.time() + 61)
+
+    assert ch5_scaling.next_job_ids(connection, queues, 4) == ["late", *urgent], "past its bound, it jumps the queue"
