@@ -20,7 +20,7 @@ from shared.models import Task, TaskRead, TaskStatus, utc_now
 from shared.redis_server import PrivateRedis, connect_redis, free_port
 from shared.scaling.cache import KEY_PREFIX, StatusCache
 from shared.tasks import TaskType
-from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_api, start_worker
+from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_worker
 from tests.phase3.conftest import FAST_RECOVERY
 from tests.support import submit, wait_for, wait_for_status
 
@@ -82,13 +82,6 @@ def own_redis() -> Iterator[PrivateRedis]:
 @pytest.fixture(scope="module")
 def env(phase_env: dict[str, str], own_redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**phase_env, **FAST_RECOVERY, "REDIS_URL": own_redis.url, "METRICS_DIR": str(tmp_path_factory.mktemp("metrics"))}
-
-
-@pytest.fixture(scope="module")
-def api(env: dict[str, str], db_engine: Engine) -> Iterator[ApiProcess]:
-    server = start_api(PHASE5, env)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
