@@ -119,19 +119,24 @@ def clear_task_context() -> None:
 
 
 @contextmanager
-def job_log_context(job: Any, worker: str, queue: str) -> Iterator[None]:
+def job_log_context(job: Any, worker: str, queue: str, *, announce: bool = True) -> Iterator[None]:
     """Every line logged while a worker handles ``job`` names its task, RQ's lines included.
 
     The task's type and request id come from the job's ``meta`` (copied there at enqueue time),
     so they are known before the row is read. Cleared afterwards: a worker that runs many jobs
-    in one process must not lend one task's id to the next job's lines.
+    in one process must not lend one task's id to the next job's lines. Without ``announce``,
+    no "task dequeued" line: the queue is then a field of every line instead.
     """
     bind_task_context(task_id=job.id, task_type=job.meta.get("task_type"), request_id=job.meta.get("request_id"), worker=worker)
+    if not announce:
+        structlog.contextvars.bind_contextvars(queue=queue)
     try:
-        get_logger("shared.monitoring.worker").info("task dequeued", queue=queue)
+        if announce:
+            get_logger("shared.monitoring.worker").info("task dequeued", queue=queue)
         yield
     finally:
         clear_task_context()
+        structlog.contextvars.unbind_contextvars("queue")
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -26,7 +26,9 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -38,7 +40,7 @@ from shared.execution import claim_task, describe_error, record
 from shared.models import Task, TaskStatus
 from shared.recovery.backoff import backoff_intervals
 from shared.recovery.events import NO_EVENTS, TaskEvents
-from shared.recovery.leases import TaskLease
+from shared.recovery.leases import LeaseKeeper, TaskLease
 from shared.recovery.settings import RecoverySettings, RetryPolicy
 from shared.tasks import PermanentTaskError, TaskContext, run_task
 
@@ -67,7 +69,13 @@ def retry_for(policy: RetryPolicy, attempts_made: int = 0) -> Retry | None:
     return Retry(max=retries_left, interval=waits[attempts_made:])
 
 
-def enqueue_attempt(queue: Queue, job_function: Callable[[str], object], task: Task, settings: RecoverySettings) -> Job:
+def enqueue_attempt(
+    queue: Queue,
+    job_function: Callable[[str], object],
+    task: Task,
+    settings: RecoverySettings,
+    pipeline: Pipeline | None = None,
+) -> Job:
     """Put a task on ``queue`` as a job of ``job_function``, with its type's time limit and retry budget.
 
     The job id *is* the task id: enqueueing a task that already has a job replaces that job
@@ -77,24 +85,27 @@ def enqueue_attempt(queue: Queue, job_function: Callable[[str], object], task: T
 
     Everything RQ writes (the job's hash, the queue's entry, the set of queues) goes in one
     ``MULTI … EXEC``: one round trip instead of three, and a worker never sees a queue entry
-    whose job hash is not written yet.
+    whose job hash is not written yet. Given a ``pipeline``, the writes join it and the caller
+    sends it: one transaction for many tasks.
     """
+    if pipeline is None:
+        with queue.connection.pipeline() as own:
+            job = enqueue_attempt(queue, job_function, task, settings, own)
+            own.execute()
+        return job
     policy = settings.policy_for(task.task_type)
-    with queue.connection.pipeline() as pipeline:
-        job = queue.enqueue_call(
-            job_function,
-            args=(str(task.id),),
-            job_id=str(task.id),
-            meta={"task_type": task.task_type, "request_id": task.request_id},
-            timeout=policy.timeout_seconds,
-            retry=retry_for(policy, task.attempts),
-            result_ttl=RESULT_TTL_SECONDS,
-            failure_ttl=FAILURE_TTL_SECONDS,
-            description=f"task {task.id}",
-            pipeline=pipeline,
-        )
-        pipeline.execute()
-    return job
+    return queue.enqueue_call(
+        job_function,
+        args=(str(task.id),),
+        job_id=str(task.id),
+        meta={"task_type": task.task_type, "request_id": task.request_id},
+        timeout=policy.timeout_seconds,
+        retry=retry_for(policy, task.attempts),
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        description=f"task {task.id}",
+        pipeline=pipeline,
+    )
 
 
 def should_retry(exc: BaseException, attempt: int, policy: RetryPolicy) -> bool:
@@ -128,12 +139,15 @@ def run_attempt(
     task_id: uuid.UUID,
     settings: RecoverySettings,
     events: TaskEvents = NO_EVENTS,
+    lease_keeper: LeaseKeeper | None = None,
 ) -> TaskStatus | None:
     """Claim the task, run its handler under a lease, record the outcome.
 
     Returns the status the attempt led to, or ``None`` when the task could not be claimed: it
     was cancelled, has finished, or another copy of the job got there first. Raises the
     handler's exception when the task will be retried: that is what tells RQ to retry the job.
+    A process that runs many attempts passes its ``lease_keeper``, so no thread is started per
+    attempt.
     """
     task = claim_task(engine, task_id, worker=job.worker_name)
     if task is None:
@@ -146,7 +160,12 @@ def run_attempt(
         time_scale=settings.task_time_scale,
         report_progress=lambda percent: record(engine, transitions.record_progress, task_id, percent),
     )
-    lease = TaskLease(job.connection, task_id, holder=f"{job.worker_name}/{os.getpid()}", ttl_seconds=settings.task_lease_seconds)
+    holder = f"{job.worker_name}/{os.getpid()}"
+    lease: AbstractContextManager[object] = (
+        TaskLease(job.connection, task_id, holder=holder, ttl_seconds=settings.task_lease_seconds)
+        if lease_keeper is None  # a work horse: one attempt, then it exits
+        else lease_keeper.hold(task_id, holder=holder)  # a process that runs attempt after attempt
+    )
     try:
         with lease:
             result = run_task(task.task_type, task.payload, context)

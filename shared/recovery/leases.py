@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from types import TracebackType
 
 from redis import Redis
@@ -63,6 +65,75 @@ class TaskLease:
         self._thread.join()
         with contextlib.suppress(RedisError):  # if Redis is down, the lease expires by itself
             self.connection.delete(self.key)
+
+
+class LeaseKeeper:
+    """Holds the leases of every attempt a long-lived process runs, renewed from one thread.
+
+    :class:`TaskLease` starts a renewing thread per attempt: right for a forked work horse,
+    which runs one attempt and exits. A process that runs thousands of attempts (phase 5's
+    pool) would start and join a thread for each, about 0.13 ms apiece, more than a no-op
+    task's handler takes. The keeper's thread lives as long as the process and renews whatever
+    leases are held when it wakes. The key, its TTL and its holder are the same as with
+    :class:`TaskLease`: the reconciler cannot tell them apart.
+    """
+
+    def __init__(self, connection: Redis, *, ttl_seconds: int, release_later: bool = False) -> None:
+        """With ``release_later``, a lease that ends is not deleted at once: its key waits in
+        :meth:`take_released` for the caller to delete it in a transaction it sends anyway."""
+        self.connection = connection
+        self.ttl_seconds = ttl_seconds
+        self.release_later = release_later
+        self._held: dict[str, str] = {}  # lease key -> holder
+        self._released: list[str] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def hold(self, task_id: uuid.UUID, *, holder: str) -> Iterator[None]:
+        """Take the lease of one attempt for as long as the ``with`` block runs."""
+        key = lease_key(task_id)
+        self._set(key, holder)
+        with self._lock:
+            self._held[key] = holder
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew_forever, name="lease-keeper", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(key, None)
+            if self.release_later:
+                self._released.append(key)  # no longer renewed: it lapses by itself if nobody deletes it
+            else:
+                self.release([key])
+
+    def take_released(self) -> list[str]:
+        """The keys of the leases that ended since the last call (``release_later``), to delete."""
+        released, self._released = self._released, []
+        return released
+
+    def release(self, keys: list[str]) -> None:
+        """Delete ended leases now; if Redis is down, they expire by themselves."""
+        if keys:
+            with contextlib.suppress(RedisError):
+                self.connection.delete(*keys)
+
+    def _set(self, key: str, holder: str) -> None:
+        try:
+            self.connection.set(key, holder, ex=self.ttl_seconds)  # SET, not EXPIRE: see TaskLease
+        except RedisError as exc:  # Redis down: the attempt goes on; the reconciler will judge
+            log.warning("could not renew %s: %s", key, exc)
+
+    def _renew_forever(self) -> None:
+        # A daemon thread: it dies with the process, which is what a crash must look like.
+        while True:
+            time.sleep(self.ttl_seconds / 3)
+            with self._lock:
+                held = list(self._held.items())
+            for key, holder in held:
+                self._set(key, holder)
 
 
 def leases_held(connection: Redis, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:

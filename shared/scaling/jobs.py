@@ -26,6 +26,7 @@ from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task
 from shared.monitoring.events import MonitoringEvents
 from shared.monitoring.metrics import TaskMetrics
 from shared.recovery.attempts import enqueue_attempt, run_attempt
+from shared.recovery.leases import LeaseKeeper
 from shared.scaling.settings import ScalingSettings, load_settings
 
 #: The levels, highest first: the order every worker listens in.
@@ -45,6 +46,16 @@ QUEUE_NAMES: tuple[str, ...] = tuple(queue_name(priority) for priority in PRIORI
 def worker_settings() -> ScalingSettings:
     """This process's settings, read once."""
     return load_settings()
+
+
+@cache
+def lease_keeper(connection: Redis) -> LeaseKeeper:
+    """This pool process's leases, renewed by one thread for the life of the process.
+
+    A lease that ends is deleted in the transaction that finishes its job
+    (:class:`~shared.scaling.bookkeeping.OneTripBookkeeping`), not in a round trip of its own.
+    """
+    return LeaseKeeper(connection, ttl_seconds=worker_settings().task_lease_seconds, release_later=True)
 
 
 @cache
@@ -73,6 +84,14 @@ def enqueue_task(queues: Sequence[Queue], task: Task, settings: ScalingSettings)
     return enqueue_attempt(queue_for(queues, task.priority), process_task, task, settings)
 
 
+def enqueue_tasks(queues: Sequence[Queue], tasks: Sequence[Task], settings: ScalingSettings) -> None:
+    """Put many tasks on their priorities' queues in one ``MULTI … EXEC``: one round trip for all."""
+    with queues[0].connection.pipeline() as pipeline:
+        for task in tasks:
+            enqueue_attempt(queue_for(queues, task.priority), process_task, task, settings, pipeline)
+        pipeline.execute()
+
+
 def process_task(task_id: str) -> str | None:
     """Run one attempt of a task, in the pool process that took the job, counted and logged."""
     settings = worker_settings()
@@ -80,5 +99,5 @@ def process_task(task_id: str) -> str | None:
     job = get_current_job()
     if job is None:
         raise RuntimeError("process_task runs inside an RQ worker")
-    outcome = run_attempt(engine, job, uuid.UUID(task_id), settings, worker_events())
+    outcome = run_attempt(engine, job, uuid.UUID(task_id), settings, worker_events(), lease_keeper(job.connection))
     return outcome.value if outcome is not None else None

@@ -66,7 +66,8 @@ from shared.monitoring.logs import configure_logging, get_logger, job_log_contex
 from shared.monitoring.metrics import MULTIPROC_DIR_ENV, MetricsDirectories, serve_in_thread, use_directory
 from shared.recovery.events import TaskEvents
 from shared.recovery.worker import run_worker_loop, warm_engine
-from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, make_queues, worker_events, worker_settings
+from shared.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues, drop_rq_job_ok_line
+from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, lease_keeper, make_queues, worker_events, worker_settings
 from shared.scaling.priorities import promote_overdue
 from shared.scaling.reconciler import build_reconciler
 from shared.scaling.settings import ScalingSettings
@@ -107,8 +108,10 @@ class AttemptStopped(BaseException):
     """
 
 
-class PoolWorker(SimpleWorker):
+class PoolWorker(OneTripBookkeeping, SimpleWorker):
     """RQ's SimpleWorker (each job runs here, no fork), with the task's log context bound.
+
+    Its Redis bookkeeping per job is RQ's, sent in fewer round trips (:mod:`shared.scaling.bookkeeping`).
 
     The job's time limit still holds: SimpleWorker enforces it with SIGALRM in this process's
     main thread, and the attempt records the timeout like any failure. So does a cancel: RQ's
@@ -187,22 +190,27 @@ class PoolWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         # Same process for every job: the context is cleared after each, so the next job's lines
         # (and RQ's lines between jobs) never carry this task's id.
-        with job_log_context(job, self.name, queue.name):
+        # No "task dequeued" line: "attempt started" follows within microseconds, and a line
+        # costs as much as a round trip (docs/05-scaling.md). Every line carries the queue.
+        with job_log_context(job, self.name, queue.name, announce=False):
             super().execute_job(job, queue)
 
 
 def build_pool_worker(connection: Redis, settings: ScalingSettings, name: str) -> PoolWorker:
     """One pool process's RQ worker: the five queues highest first, so RQ takes the most urgent job."""
     worker = PoolWorker(
-        make_queues(connection),
+        list(QUEUE_NAMES),  # RQ builds them as PriorityQueues, with the worker's JSON serializer
         connection=connection,
         serializer=JSONSerializer,
+        queue_class=PriorityQueues,
         name=name,
         worker_ttl=settings.rq_worker_ttl_seconds,
         maintenance_interval=settings.rq_maintenance_interval_seconds,
         job_monitoring_interval=settings.rq_job_monitoring_interval_seconds,
     )
     worker.log_job_description = False  # its dequeue line is then the one replace_rq_dequeue_line() drops
+    worker.leases = lease_keeper(connection)  # the same keeper process_task holds its leases with
+    worker.log_result_lifespan = False  # "result discarded immediately", for every job: result_ttl is always 0
     worker.max_connection_wait_time = settings.redis_reconnect_max_seconds  # RQ waits up to 60 s
     return worker
 
@@ -229,6 +237,7 @@ def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int
     if args.parent is not None and not exit_with_supervisor(args.parent):
         return 0
     replace_rq_dequeue_line()
+    drop_rq_job_ok_line()
     directory = os.environ.get(MULTIPROC_DIR_ENV)
     if not directory:
         print(f"{MULTIPROC_DIR_ENV} is not set: a pool process is started by the supervisor", file=sys.stderr)

@@ -1,0 +1,223 @@
+"""RQ's per-job bookkeeping in fewer round trips: what lets a pool process keep up with Celery.
+
+A pool process runs a no-op job in about a millisecond of Python; RQ's stock loop then talked
+to Redis about twenty times for it (``redis-cli monitor``, 2026-11-26): one ``LPOP`` per
+empty priority level, the job's hash, two preparation transactions, a ``WATCH``/``SMEMBERS``/
+``HGET`` check for dependent jobs, two reads of the job's execution records before deleting
+them, the finishing transaction, the worker's state, and a suspension check. Each round trip is
+a system call each way, a parse, and a wake-up of Redis on a core the workers share.
+
+Nothing here changes what RQ stores or what a job means; each piece sends the same writes in
+fewer trips, or skips a read whose answer tasklab already knows:
+
+* :class:`PriorityQueues` pops from the first non-empty level *and* reads the job's hash with
+  one script call, where RQ sent one ``LPOP`` per empty level (or a ``BLPOP``), then an
+  ``HGETALL``;
+* :class:`OneTripBookkeeping` writes the execution record and marks the job started in one
+  transaction (RQ sent two), and finishes a successful job in one transaction without reading
+  anything first (RQ read its dependents and its execution records);
+* the attempt's lease (:class:`~shared.recovery.leases.LeaseKeeper`) is deleted in that
+  finishing transaction rather than in a round trip of its own;
+* it checks ``rq suspend`` at most once a second rather than before every job.
+
+Four round trips per job are left: the pop, the start, the lease's ``SET`` and the finish.
+
+A job that needs more than this path knows (a result kept in Redis, a repeat, a group, a rate
+limit) goes through RQ's own code, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.results import Result
+from rq.utils import as_text
+from rq.worker import BaseWorker, WorkerStatus
+
+from shared.recovery.leases import LeaseKeeper
+
+#: ``rq suspend`` is noticed within this; RQ asked Redis before every job.
+SUSPENSION_CHECK_INTERVAL_SECONDS = 1.0
+#: RQ's "Job OK" line (``Worker NAME: QUEUE: Job OK (ID)``); its third argument is the words.
+RQ_JOB_OK_MESSAGE = "Worker %s: %s: %s (%s)"
+
+
+#: Pop the first job id from the first non-empty list in ``KEYS`` (highest priority first) and
+#: return it with its queue's key and its job hash, in one step. ``ARGV[1]`` is RQ's job key
+#: prefix. A job hash read here, in the same atomic step as the pop, cannot be one a later
+#: enqueue (the same task id) has replaced in between.
+POP_AND_FETCH = """
+for _, queue_key in ipairs(KEYS) do
+    local job_id = redis.call('LPOP', queue_key)
+    if job_id then
+        return {queue_key, job_id, redis.call('HGETALL', ARGV[1] .. job_id)}
+    end
+end
+return false
+"""
+
+
+class PriorityQueues(Queue):
+    """RQ's queue, taking a waiting job and its hash in one round trip instead of two or more."""
+
+    @classmethod
+    def dequeue_any(
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """The first waiting job of the highest non-empty level, with one script call.
+
+        RQ pops with one ``LPOP`` per level until one answers (``--burst``) or one blocking
+        ``BLPOP``, then reads the job's hash: two to six round trips. While jobs wait, the
+        script does both in one. Only when every level is empty does RQ's own blocking pop
+        run, to wait for the next job without polling.
+        """
+        queues = list(queues)
+        script = connection.register_script(POP_AND_FETCH)
+        while popped := script(keys=[queue.key for queue in queues], args=[Job.redis_job_namespace_prefix]):
+            queue_key, job_id, fields = (as_text(popped[0]), as_text(popped[1]), popped[2])
+            if not fields:  # the job was deleted while it waited: RQ skips it too
+                continue
+            job = (job_class or Job)(job_id, connection=connection, serializer=serializer)
+            job.restore(dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields)
+            origin = cls.from_queue_key(queue_key, connection, job_class, serializer, death_penalty_class)
+            return job, origin
+        if timeout is None:  # --burst: the levels are empty
+            return None
+        return super().dequeue_any(queues, timeout, connection, job_class, serializer, death_penalty_class)
+
+
+class OneTripBookkeeping(BaseWorker):
+    """RQ's start-of-job and end-of-job writes, each sent as one transaction.
+
+    Mixed into the pool's ``SimpleWorker`` (before it in the class's bases). Every method keeps
+    the writes RQ makes, so ``rq info``, the registries and the stop-job command see what
+    they always saw.
+    """
+
+    suspension_checked_at: float = float("-inf")
+    #: The leases of this process's attempts (:func:`shared.scaling.jobs.lease_keeper`): an
+    #: ended one is deleted in the job's finishing transaction.
+    leases: LeaseKeeper | None = None
+
+    def ended_leases(self) -> list[str]:
+        return self.leases.take_released() if self.leases is not None else []
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's execution record *and* its "job started" writes, in one ``MULTI … EXEC``.
+
+        RQ sends the record (execution hash, started registry, worker's index, state ``busy``)
+        in one transaction and, a moment later in the same process, the job's ``started``
+        status and heartbeats in a second. Sent together, a reader never sees a job in the
+        started registry that is still ``queued``, and one round trip is saved.
+        """
+        with self.connection.pipeline() as pipeline:
+            heartbeat_ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            self.heartbeat(heartbeat_ttl, pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)  # stamps the job's heartbeat too
+            pipeline.persist(job.key)
+            pipeline.execute()
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Already done by :meth:`prepare_execution`, in the same transaction as the record."""
+        if remove_from_intermediate_queue:  # a one-queue worker; the pool listens to five
+            super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution) -> None:
+        """Finish a successful job in one transaction, with no reads before it.
+
+        RQ first reads the job's dependents (``WATCH``, ``SMEMBERS``, the status) to enqueue
+        jobs waiting on this one, and its execution records (twice) to delete them. tasklab
+        never enqueues a job that depends on another, and the only execution record a
+        finishing job has is the one this process made, so both reads are skipped. The writes
+        are RQ's: the worker's counters, the started registry, the execution record, the job
+        itself (its result lives in the database, ``result_ttl=0``), and the worker's state.
+        """
+        ended_leases = self.ended_leases()
+        if not finishes_in_one_trip(job, self.default_result_ttl):
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            if self.leases is not None:
+                self.leases.release(ended_leases)
+            return
+        assert job.started_at is not None and job.ended_at is not None, "perform_job stamps both"
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.delete(job.key, job.dependents_key, job.dependencies_key, Result.get_key(job.id), job.execution_registry.key)
+            if ended_leases:  # the attempt's lease, held until its outcome was committed
+                pipeline.delete(*ended_leases)
+            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)  # RQ sends it on its own next
+            pipeline.execute()
+        job._status = JobStatus.FINISHED  # what RQ's own path leaves on the object
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """RQ's failure path (retry, dead letter, stop), then the attempt's lease is deleted."""
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if self.leases is not None:
+            self.leases.release(self.ended_leases())
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's ``rq suspend`` check (and the heartbeat it carries), at most once a second."""
+        checked_at = time.monotonic()
+        if checked_at - self.suspension_checked_at < SUSPENSION_CHECK_INTERVAL_SECONDS:
+            return
+        self.suspension_checked_at = checked_at
+        super().check_for_suspension(burst)
+
+
+def finishes_in_one_trip(job: Job, default_result_ttl: int) -> bool:
+    """Whether :meth:`OneTripBookkeeping.handle_job_success` knows every write this job needs.
+
+    Only RQ's own path keeps a result in Redis, schedules a repeat, updates a group or frees a
+    rate-limit slot; a job asking for any of these takes it.
+    """
+    return (
+        job.get_result_ttl(default_result_ttl) == 0
+        and not job.repeats_left
+        and not job.group_id
+        and not job.has_rate_limit
+        and job.success_callback is None
+    )
+
+
+class DropRQJobOKLine(logging.Filter):
+    """Drops RQ's "Job OK" line: the attempt's own ``attempt ended`` line already says it, with more.
+
+    A no-op job logged five lines in a pool process; each costs about 0.15 ms of JSON
+    rendering and a write, as much as one of the round trips above. The three left (task
+    dequeued, attempt started, attempt ended) each say something the others do not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg == RQ_JOB_OK_MESSAGE and len(args) == 4 and "Job OK" in str(args[2]))
+
+
+def drop_rq_job_ok_line() -> None:
+    """Install :class:`DropRQJobOKLine` on RQ's worker logger, in a pool process."""
+    logging.getLogger("rq.worker").addFilter(DropRQJobOKLine())

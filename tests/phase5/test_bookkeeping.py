@@ -1,0 +1,90 @@
+"""A pool process's Redis bookkeeping: RQ's writes in fewer round trips, and nothing left behind.
+
+The pool runs for real (``worker --burst``, its processes, a real Redis); what is checked is
+what Redis holds and which commands it served, not timings.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import redis
+from rq.job import Job
+
+from shared.recovery.leases import LeaseKeeper, lease_key
+from shared.scaling.bookkeeping import finishes_in_one_trip
+from tests.phase5.conftest import PoolFactory
+from tests.support import submit, wait_for
+
+TASKS = 40
+
+
+def command_calls(redis_client: redis.Redis) -> dict[str, int]:
+    """How many times Redis ran each command since its statistics were last reset."""
+    stats = redis_client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
+
+
+def drain_with_a_burst_pool(client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis) -> dict[str, int]:
+    """Queue TASKS no-op tasks, drain them with one burst pool process, return Redis's command counts."""
+    ids = [submit(client, "noop", priority=3)["id"] for _ in range(TASKS)]
+    redis_client.config_resetstat()
+    pool = pools("--processes", "1", "--burst", "--no-reconciler")
+    wait_for(lambda: not pool.alive(), timeout=30, message="the burst pool exits")
+    assert pool.process.returncode == 0, pool.log_tail()
+    statuses = {client.get(f"/tasks/{task_id}").json()["status"] for task_id in ids}
+    assert statuses == {"completed"}
+    return command_calls(redis_client)
+
+
+def test_a_drained_pool_leaves_no_job_execution_or_registry_entry_in_redis(
+    client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis
+) -> None:
+    """What RQ's own success path deletes, the one-trip path deletes too (results live in the database)."""
+    drain_with_a_burst_pool(client, pools, redis_client)
+    leftovers = [key.decode() for key in redis_client.scan_iter("rq:*") if key.decode().startswith(("rq:job:", "rq:execution"))]
+    assert leftovers == []
+    started = [key for key in redis_client.scan_iter("rq:wip:*") if redis_client.zcard(key)]
+    assert started == []
+    assert list(redis_client.scan_iter("tasklab:lease:*")) == []
+
+
+def test_a_pool_process_takes_each_job_with_one_script_call_and_never_watches_for_dependents(
+    client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis
+) -> None:
+    """RQ polled each empty level with its own LPOP, read the job's hash in another round trip,
+    and read every job's dependents before finishing it."""
+    calls = drain_with_a_burst_pool(client, pools, redis_client)
+    assert calls.get("evalsha", 0) >= TASKS  # one per job (the supervisor's threads run scripts too)
+    assert calls.get("blpop", 0) == 0  # while jobs wait, RQ's own pop never runs
+    assert calls.get("watch", 0) == 0
+    assert calls.get("smembers", 0) < TASKS // 2  # start-up and the registries' cleaning; RQ sent one per job
+
+
+def test_a_job_asking_for_its_result_in_redis_takes_rqs_own_path(redis_client: redis.Redis) -> None:
+    ordinary = Job.create("shared.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=0)
+    keeps_result = Job.create("shared.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=60)
+    assert finishes_in_one_trip(ordinary, default_result_ttl=500)
+    assert not finishes_in_one_trip(keeps_result, default_result_ttl=500)
+
+
+def test_the_lease_keeper_holds_a_lease_while_the_attempt_runs_and_removes_it_after(redis_client: redis.Redis) -> None:
+    keeper = LeaseKeeper(redis_client, ttl_seconds=30)
+    task_id = uuid.uuid4()
+    with keeper.hold(task_id, holder="pool-1/123"):
+        assert redis_client.get(lease_key(task_id)) == b"pool-1/123"
+        assert 0 < int(redis_client.ttl(lease_key(task_id))) <= 30
+    assert redis_client.exists(lease_key(task_id)) == 0
+
+
+def test_the_lease_keeper_renews_every_lease_it_holds_from_one_thread(redis_client: redis.Redis) -> None:
+    """Leases of 3 s, held for 4 s: they would have expired unless renewed (every TTL/3)."""
+    keeper = LeaseKeeper(redis_client, ttl_seconds=3)
+    task_ids = [uuid.uuid4(), uuid.uuid4()]
+    with keeper.hold(task_ids[0], holder="pool-1/1"), keeper.hold(task_ids[1], holder="pool-1/1"):
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert all(redis_client.exists(lease_key(task_id)) for task_id in task_ids)
+            time.sleep(0.2)
