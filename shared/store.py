@@ -49,10 +49,22 @@ def insert_task(session: Session, request: TaskCreate, **columns: object) -> Tas
     itself, on the path every submitted task takes. The returned ``Task`` is a plain object,
     readable after the commit.
     """
-    task = Task.model_validate(request, update=columns)
-    session.connection().execute(INSERT_TASK, {column.name: getattr(task, column.name) for column in TASK_TABLE.c})
-    session.commit()
+    task = new_task(request, **columns)
+    insert_tasks(session, [task])
     return task
+
+
+def new_task(request: TaskCreate, **columns: object) -> Task:
+    """The ``pending`` row a request describes, every column filled in Python, not yet stored."""
+    return Task.model_validate(request, update=columns)
+
+
+def insert_tasks(session: Session, tasks: list[Task]) -> None:
+    """Store rows built by :func:`new_task` with one prepared ``INSERT`` (one per row, sent as a
+    batch when there are several) and one commit."""
+    rows = [{column.name: getattr(task, column.name) for column in TASK_TABLE.c} for task in tasks]
+    session.connection().execute(INSERT_TASK, rows if len(rows) > 1 else rows[0])
+    session.commit()
 
 
 def get_task(session: Session, task_id: uuid.UUID) -> Task | None:

@@ -115,7 +115,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 
+#: ``POST /tasks``, alone: phase 5 serves its own (:mod:`shared.scaling.submit`) beside :data:`router`.
+submit_router = APIRouter(prefix="/tasks", tags=["tasks"])
+#: The routes on a task that exists: retry and cancel.
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A task with this Idempotency-Key exists already: here it is, unchanged."},
+    409: ERRORS[409],
+    413: ERRORS[413],
+    503: ERRORS[503],
+}
+IDEMPOTENCY_KEY_HEADER = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+    description="Any unique string (a UUID is best). Repeating it returns the first task instead of creating another.",
+)
 
 
 def same_request(task: Task, body: TaskCreate) -> bool:
@@ -135,31 +151,13 @@ def replay(task: Task, body: TaskCreate, response: Response) -> TaskRead:
     return TaskRead.model_validate(task)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=TaskRead,
-    responses={
-        200: {"description": "A task with this Idempotency-Key exists already: here it is, unchanged."},
-        409: ERRORS[409],
-        413: ERRORS[413],
-        503: ERRORS[503],
-    },
-)
+@submit_router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=TaskRead, responses=SUBMIT_RESPONSES)
 def create_task(
     body: TaskCreate,
     session: SessionDep,
     request: Request,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-            description="Any unique string (a UUID is best). Repeating it returns the first task instead of creating another.",
-        ),
-    ] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_HEADER] = None,
 ) -> TaskRead:
     """Store a task, then try to enqueue it; 202 either way once it is stored."""
     if idempotency_key is not None and (existing := store.get_task_by_idempotency_key(session, idempotency_key)):
@@ -174,9 +172,15 @@ def create_task(
         if existing is None:
             raise
         return replay(existing, body, response)
+    answer = accepted(request, response, task)
+    try_enqueue(request, task)
+    return answer
+
+
+def accepted(request: Request, response: Response, task: Task) -> TaskRead:
+    """A stored task's 202: counted, logged, and where to find it."""
     request.app.state.metrics.submitted.labels(task.task_type, str(task.priority)).inc()
     log.info("task accepted", task_id=str(task.id), task_type=task.task_type, priority=task.priority)
-    try_enqueue(request, task)
     response.headers["Location"] = f"/tasks/{task.id}"
     return TaskRead.model_validate(task)
 
@@ -266,10 +270,15 @@ def create_monitored_app(
     title: str,
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    submit: APIRouter = submit_router,
 ) -> FastAPI:
-    """The shared skeleton with the task routes, metrics, stats and the dashboard, observed."""
+    """The shared skeleton with the task routes, metrics, stats and the dashboard, observed.
+
+    ``submit`` serves ``POST /tasks``: phase 4's by default, phase 5's batching one there.
+    """
     app = create_base_app(title=title, description=description, lifespan=lifespan)
     app.add_middleware(RequestMonitoringMiddleware)  # outermost: sees every request, 413s included
+    app.include_router(submit)
     app.include_router(router)
     app.include_router(readiness_router)
     app.include_router(monitoring_router)

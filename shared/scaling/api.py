@@ -1,9 +1,10 @@
 """Phase 5's API: phase 4's, with each task on the queue of its priority, and a status cache.
 
-The routes, metrics, logs, ``/stats`` and dashboard are phase 4's, unchanged
-(:mod:`shared.monitoring.api`). Two things differ: ``POST /tasks`` puts a task on
-``phase5:p<priority>``, so workers take the urgent ones first; and ``GET /tasks/{id}`` reads
-finished tasks from a Redis cache that cannot go stale (:mod:`shared.scaling.cache`).
+The routes, metrics, logs, ``/stats`` and dashboard are phase 4's (:mod:`shared.monitoring.api`).
+Three things differ: ``POST /tasks`` puts a task on ``phase5:p<priority>``, so workers take the
+urgent ones first; it stores and queues the submits that arrive together in one transaction
+each (:mod:`shared.scaling.submit`); and ``GET /tasks/{id}`` reads finished tasks from a Redis
+cache that cannot go stale (:mod:`shared.scaling.cache`).
 Phase 5 serves it as it is; phase 6 puts API keys and a rate limit in front of it.
 """
 
@@ -16,8 +17,10 @@ from fastapi import FastAPI
 
 from shared.monitoring.api import create_monitored_app, monitored_lifespan
 from shared.scaling.cache import StatusCache
-from shared.scaling.jobs import enqueue_task, make_queues
+from shared.scaling.jobs import enqueue_task, enqueue_tasks, make_queues
 from shared.scaling.settings import ScalingSettings, load_settings
+from shared.scaling.submit import SubmitBatcher, write_batch
+from shared.scaling.submit import router as submit_router
 
 open_monitored = monitored_lifespan(load_settings, make_queues, enqueue_task)
 
@@ -28,9 +31,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_monitored(app):
         settings: ScalingSettings = app.state.settings
         app.state.task_cache = StatusCache(app.state.redis, settings.status_cache_ttl_seconds)
-        yield
+        queues, engine = app.state.queues, app.state.engine
+        app.state.submits = SubmitBatcher(
+            lambda tasks: write_batch(engine, tasks, lambda stored: enqueue_tasks(queues, stored, settings)),
+            settings.submit_batch_max,
+        )
+        try:
+            yield
+        finally:
+            await app.state.submits.drain()  # every submit handed in is answered before the stores close
 
 
 def create_scaling_app(*, title: str, description: str) -> FastAPI:
     """The phase 5 app; settings, database, Redis, metrics and logs are opened when it starts."""
-    return create_monitored_app(title=title, description=description, lifespan=lifespan)
+    return create_monitored_app(title=title, description=description, lifespan=lifespan, submit=submit_router)

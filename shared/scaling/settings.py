@@ -10,6 +10,7 @@
 | ``POOL_RESTART_BACKOFF_MAX_SECONDS`` | ``10``         | longest wait before restarting a process that     |
 |                               |                       | keeps dying at start                              |
 | ``STATUS_CACHE_TTL_SECONDS``  | ``3600``              | how long a finished task stays in the Redis cache |
+| ``SUBMIT_BATCH_MAX``          | ``256``               | most submits the API stores in one transaction    |
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class ScalingSettings(MonitoringSettings):
 
     status_cache_ttl_seconds: int = Field(
         default=3600, ge=1, description="How long a finished task stays in the Redis status cache (it never goes stale)."
+    )
+
+    submit_batch_max: int = Field(
+        default=256, ge=1, le=10_000, description="The most submits the API stores and queues in one transaction (group commit)."
     )
 
     @field_validator("priority_max_wait_seconds")
