@@ -1,5 +1,7 @@
-"""The exercises at the end of chapters 1 to 5: each solution (tests/docs/exercises/) works
-against the real code, with a real SQLite database and, from chapter 2 on, a real Redis."""
+"""The exercises at the end of chapters 1 to 6: each solution (tests/docs/exercises/) works
+against the real code, with a real SQLite database and, from chapter 2 on, a real Redis.
+Chapter 6's need no Docker: they read the real compose.yaml, Dockerfile and envfile.py output,
+and drive phase 6's app (its API keys and rate limit) in process."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlmodel import Session
 
+from phase6_docker.envfile import write_deployment_files
+from phase6_docker.security import hash_key
 from shared.db import create_db_engine, init_db
 from shared.models import TaskCreate, TaskStatus
 from shared.recovery.backoff import backoff_intervals
@@ -24,7 +28,7 @@ from shared.scaling.jobs import PRIORITIES, make_queues, queue_for
 from shared.scaling.priorities import promote_overdue
 from shared.store import insert_task
 from shared.tasks import TaskType
-from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring, ch5_scaling
+from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring, ch5_scaling, ch6_docker
 
 
 @pytest.fixture
@@ -199,3 +203,89 @@ def test_ch5_ex2_an_overdue_low_priority_job_is_taken_before_the_urgent_ones(red
     promote_overdue(connection, queues, PRIORITIES, {1: 60, 2: 30, 3: 15, 4: 5}, now=time.time() + 61)
 
     assert ch5_scaling.next_job_ids(connection, queues, 4) == ["late", *urgent], "past its bound, it jumps the queue"
+
+
+# Chapter 6 ---------------------------------------------------------------------------------
+
+
+def test_ch6_ex1_only_the_api_is_published_to_other_machines() -> None:
+    assert ch6_docker.published_to_the_network(ch6_docker.load_compose()) == ["api"]
+
+
+@pytest.mark.parametrize(
+    ("port", "reachable"),
+    [
+        ("8000", True),  # a container port alone: a random host port, on every interface
+        (8000, True),
+        ("8000:8000", True),
+        ("${API_PORT:-8000}:8000", True),  # four colons, no address
+        ("0.0.0.0:8000:8000/tcp", True),
+        ("192.168.1.5:8000:8000", True),
+        ("127.0.0.1:${PROMETHEUS_PORT:-9090}:9090", False),
+        ("::1:9090:9090", False),
+        ("[::1]:9090:9090", False),
+        ({"target": 9090, "published": "9090", "host_ip": "127.0.0.1"}, False),
+        ({"target": 9090, "published": "9090"}, True),
+    ],
+)
+def test_ch6_ex1_a_port_is_private_only_on_a_loopback_address(port: object, reachable: bool) -> None:
+    assert ch6_docker.reachable_from_other_machines(port) is reachable
+
+
+def test_ch6_ex1_api_and_worker_get_their_health_check_from_the_dockerfile() -> None:
+    assert ch6_docker.health_checks(ch6_docker.load_compose()) == {
+        "postgres": "compose",
+        "redis": "compose",
+        "schema": "disabled",
+        "api": "Dockerfile",
+        "worker": "Dockerfile",
+        "prometheus": "compose",
+    }
+
+
+def test_ch6_ex2_a_fresh_env_file_sets_every_variable_compose_requires(tmp_path: Path) -> None:
+    write_deployment_files(tmp_path / ".env", tmp_path / "secrets", ["admin"])
+
+    assert ch6_docker.missing_variables((tmp_path / ".env").read_text(), ch6_docker.load_compose()) == []
+
+
+def test_ch6_ex2_a_removed_or_emptied_password_is_named(tmp_path: Path) -> None:
+    write_deployment_files(tmp_path / ".env", tmp_path / "secrets", ["admin"])
+    lines = (tmp_path / ".env").read_text().splitlines()
+    edited = [
+        "POSTGRES_PASSWORD=" if line.startswith("POSTGRES_PASSWORD=") else line
+        for line in lines
+        if not line.startswith("REDIS_PASSWORD=")
+    ]
+
+    missing = ch6_docker.missing_variables("\n".join(edited), ch6_docker.load_compose())
+
+    assert missing == ["POSTGRES_PASSWORD", "REDIS_PASSWORD"], "an empty value fails ${NAME:?…} as an unset one does"
+
+
+def test_ch6_ex2_only_the_secrets_are_required_everything_else_has_a_default() -> None:
+    required = ch6_docker.missing_variables("", ch6_docker.load_compose())
+
+    assert required == ["API_KEY_HASHES", "POSTGRES_PASSWORD", "REDIS_PASSWORD"]
+
+
+def test_ch6_ex3_a_client_that_waits_retry_after_gets_in_once_the_budget_is_spent(
+    environment: Path, redis_server: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "exercise-key-0123456789abcdefghijklmnopqrstu"
+    monkeypatch.setenv("API_KEY_HASHES", f"exercise:{hash_key(key)}")
+    monkeypatch.setenv("RATE_LIMIT_REQUESTS", "3")  # one slot a second, a burst of 3
+    monkeypatch.setenv("RATE_LIMIT_PERIOD_SECONDS", "3")
+    from phase6_docker.api import create_app
+
+    noop = {"task_type": "noop", "payload": {}}
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {key}"}) as client:
+        spent = [client.post("/tasks", json=noop).status_code for _ in range(3)]
+        started = time.monotonic()
+        response, slept = ch6_docker.submit_politely(client, noop)
+        elapsed = time.monotonic() - started
+
+    assert spent == [202, 202, 202]
+    assert response.status_code == 202
+    assert slept == 1.0, "refused once, told to come back in 1 s (a slot opens every second)"
+    assert elapsed >= slept
