@@ -28,12 +28,14 @@ limit) goes through RQ's own code, unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from rq import Queue
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -65,6 +67,12 @@ return false
 """
 
 
+@functools.cache
+def pop_and_fetch_script(connection: Redis) -> Script:
+    """:data:`POP_AND_FETCH`, registered once per connection (its SHA is computed once, not per job)."""
+    return connection.register_script(POP_AND_FETCH)
+
+
 class PriorityQueues(Queue):
     """RQ's queue, taking a waiting job and its hash in one round trip instead of two or more."""
 
@@ -86,7 +94,7 @@ class PriorityQueues(Queue):
         run, to wait for the next job without polling.
         """
         queues = list(queues)
-        script = connection.register_script(POP_AND_FETCH)
+        script = pop_and_fetch_script(connection)
         while popped := script(keys=[queue.key for queue in queues], args=[Job.redis_job_namespace_prefix]):
             queue_key, job_id, fields = (as_text(popped[0]), as_text(popped[1]), popped[2])
             if not fields:  # the job was deleted while it waited: RQ skips it too

@@ -55,6 +55,16 @@ async def wait_until(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, STEP_TIMEOUT_SECONDS)
 
 
+async def ten_submits_during_a_held_write(batcher: SubmitBatcher, write: RecordingWrite) -> None:
+    """One submit starts a write that the test holds; ten more arrive meanwhile; then it is released."""
+    first = asyncio.create_task(batcher.submit(a_task()))
+    await wait_until(write.first_started)
+    waiting = [asyncio.create_task(batcher.submit(a_task())) for _ in range(10)]
+    await asyncio.sleep(0)  # let every submit hand in its task
+    write.release_first.set()
+    await asyncio.gather(first, *waiting)
+
+
 def test_a_lone_submit_is_written_at_once_and_alone() -> None:
     write = RecordingWrite()
 
@@ -69,32 +79,14 @@ def test_submits_arriving_during_a_write_share_the_next_batch() -> None:
     """Given a batch being written, when ten more submits arrive, then one transaction stores all ten."""
     write = RecordingWrite(hold_first=True)
 
-    async def scenario() -> None:
-        batcher = SubmitBatcher(write, max_batch_size=256)
-        first = asyncio.create_task(batcher.submit(a_task()))
-        await wait_until(write.first_started)
-        waiting = [asyncio.create_task(batcher.submit(a_task())) for _ in range(10)]
-        await asyncio.sleep(0)  # let every submit hand in its task
-        write.release_first.set()
-        await asyncio.gather(first, *waiting)
-
-    asyncio.run(scenario())
+    asyncio.run(ten_submits_during_a_held_write(SubmitBatcher(write, max_batch_size=256), write))
     assert [len(batch) for batch in write.batches] == [1, 10]
 
 
 def test_a_batch_holds_at_most_submit_batch_max_tasks() -> None:
     write = RecordingWrite(hold_first=True)
 
-    async def scenario() -> None:
-        batcher = SubmitBatcher(write, max_batch_size=4)
-        first = asyncio.create_task(batcher.submit(a_task()))
-        await wait_until(write.first_started)
-        waiting = [asyncio.create_task(batcher.submit(a_task())) for _ in range(10)]
-        await asyncio.sleep(0)
-        write.release_first.set()
-        await asyncio.gather(first, *waiting)
-
-    asyncio.run(scenario())
+    asyncio.run(ten_submits_during_a_held_write(SubmitBatcher(write, max_batch_size=4), write))
     assert [len(batch) for batch in write.batches] == [1, 4, 4, 2]
 
 
