@@ -6,12 +6,17 @@
 #                        worker and a restarted Redis, draining, down/up. Needs root; installs
 #                        docker.io, docker-compose and debootstrap when missing; cleans up after.
 #   make compose-up      the same stack for a user, with official images: docker compose up
+#                        (WORKERS=N pools, default 3)
+#   make compose-down    stop and remove its containers; the volumes (tasks, queue) stay
 #   make compose-env     phase6_docker/.env and secrets/ with fresh passwords and an admin key
+#
+# COMPOSE=docker-compose for Compose v1. COMPOSE_FILE (a colon-separated list, read by both
+# Compose versions) adds files after compose.yaml: make compose-test adds compose.ci.yaml.
 
 COMPOSE ?= docker compose
-COMPOSE_FILE_6 := phase6_docker/compose.yaml
+export COMPOSE_FILE ?= phase6_docker/compose.yaml
 
-.PHONY: compose-test compose-up compose-env
+.PHONY: compose-test compose-up compose-down compose-env
 
 compose-test: $(STAMP)
 	PY=$(PY) bash phase6_docker/ci/compose-test.sh
@@ -20,4 +25,7 @@ compose-env: $(STAMP)
 	$(PY) -m phase6_docker.envfile
 
 compose-up:
-	$(COMPOSE) -f $(COMPOSE_FILE_6) up -d --build --scale worker=$(or $(WORKERS),3)
+	$(COMPOSE) up -d --build --scale worker=$(if $(filter command line,$(origin WORKERS)),$(WORKERS),3)
+
+compose-down:
+	$(COMPOSE) down

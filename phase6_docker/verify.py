@@ -83,9 +83,22 @@ class Verifier:
     # -- the checks ---------------------------------------------------------------------------
 
     def health(self) -> str:
-        response = self.client.get("/health")
+        # Right after `docker compose up -d` the API may still be starting (or waiting for its
+        # stores): keep asking until --timeout, so verify can follow `up` in a script.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                response = self.client.get("/health")
+                ready = self.client.get("/ready", headers=self.auth)
+                # 503: a store is not reachable yet. Any other answer (401 for a wrong key) is final.
+                starting = response.status_code != 200 or ready.status_code == 503
+                if not starting or time.monotonic() > deadline:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(POLL_SECONDS)
         expect(response.status_code == 200, f"GET /health answered {response.status_code}")
-        ready = self.client.get("/ready", headers=self.auth)
         expect(ready.status_code == 200, f"GET /ready answered {ready.status_code}: {ready.text[:200]}")
         return f"/health 200 without a key; /ready 200: {ready.json().get('checks')}"
 

@@ -19,6 +19,9 @@ lines after a command, up to the next one, are output it must print. Options on 
                  the block's commands again, twice a second, until it appears.
 ``exit=N``       the command's expected exit status (default 0).
 ``timeout=S``    bound on each command, or on ``until`` and ``ready`` waits (default 60 s).
+``docker``       the block needs a Docker engine: it runs only in phase 6's Docker job
+                 (``make compose-test`` calls ``python -m tasklab_cli.runblocks --docker``),
+                 never in ``make test``.
 
 How output is compared, so that output captured from a real run stays checkable:
 
@@ -38,19 +41,27 @@ Each chapter runs in a fresh sandbox, a temporary directory that mirrors the rep
 symbolic links, so databases the commands create (``.tasklab/``) start empty and stay out of the
 checkout. Commands of one chapter share shell variables and the working directory, as they would
 in one terminal. ``tests/docs/test_runnable_blocks.py`` runs every chapter.
+
+The sandbox is also a fresh machine: its ``PATH`` hides what phases 1 to 5 promise not to need
+(``redis-server``, Prometheus, Chromium, Docker; see ``FRESH_MACHINE_HIDES``), so a chapter that
+quietly relied on one of them fails here. In Docker mode the sandbox is a copy, not links (a
+Docker build context cannot follow links out of itself), and Docker stays on ``PATH``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +80,12 @@ DEFAULT_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 #: Variables a reader's shell may have that would point a command at something else.
 CLEARED_ENVIRONMENT = ("DATABASE_URL", "REDIS_URL", "TASK_TIME_SCALE", "PORT", "WORKERS", "PHASE", "METRICS_DIR", "MAKEFLAGS")
+#: Commands a reader of chapters 1 to 5 need not have: the sandbox's PATH leaves them out.
+FRESH_MACHINE_HIDES = frozenset(
+    {"redis-server", "redis-cli", "prometheus", "promtool", "chromium", "chromedriver", "docker", "dockerd", "docker-compose"}
+)
+#: Ports a Docker chapter publishes (the API, Prometheus): free ports in the run, like 8000.
+DOCKER_PORTS = {"8000": "API_PORT", "9090": "PROMETHEUS_PORT"}
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: Values compared by shape, never by value (most specific first).
@@ -108,6 +125,7 @@ class RunBlock:
     ready: str | None = None
     exit_status: int = 0
     timeout: float = DEFAULT_TIMEOUT
+    docker: bool = False
 
     @property
     def where(self) -> str:
@@ -127,6 +145,8 @@ def parse_options(text: str, block: RunBlock) -> None:
             block.exit_status = int(value)
         elif key == "timeout" and value:
             block.timeout = float(value)
+        elif key == "docker":
+            block.docker = True
         else:
             raise ValueError(f"{block.where}: unknown run option {option!r}")
 
@@ -270,17 +290,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_sandbox(root: Path, directory: Path) -> None:
-    """Mirror the checkout in ``directory`` with symbolic links, without its state.
+SANDBOX_SKIPS = {".tasklab", "site", ".pytest_cache", ".git", ".venv", ".mypy_cache", ".ruff_cache"}
+
+
+def make_sandbox(root: Path, directory: Path, *, copy: bool = False) -> None:
+    """Mirror the checkout in ``directory`` with symbolic links (or copies), without its state.
 
     ``.venv`` is mirrored one level deeper, with a fresh install stamp, so ``make`` uses the
     installed environment as it is instead of reinstalling it from the sandbox.
     """
-    skipped = {".tasklab", "site", ".pytest_cache", ".git", ".venv"}
+    state = shutil.ignore_patterns(*SANDBOX_SKIPS, "*.db", "*.db-wal", "*.db-shm", "__pycache__", ".env", "secrets")
     for entry in root.iterdir():
-        if entry.name in skipped or entry.suffix in {".db", ".db-wal", ".db-shm"}:
+        if entry.name in SANDBOX_SKIPS or entry.suffix in {".db", ".db-wal", ".db-shm"}:
             continue
-        (directory / entry.name).symlink_to(entry)
+        if not copy:
+            (directory / entry.name).symlink_to(entry)
+        elif entry.is_dir():
+            shutil.copytree(entry, directory / entry.name, ignore=state)
+        else:
+            shutil.copy2(entry, directory / entry.name)
     venv = root / ".venv"
     if venv.is_dir():
         (directory / ".venv").mkdir()
@@ -288,6 +316,20 @@ def make_sandbox(root: Path, directory: Path) -> None:
             if entry.name != ".installed":
                 (directory / ".venv" / entry.name).symlink_to(entry)
         (directory / ".venv" / ".installed").touch()
+
+
+def fresh_machine_path(path: str, directory: Path, hidden: frozenset[str] = FRESH_MACHINE_HIDES) -> str:
+    """A ``PATH`` of one directory: links to every command on ``path`` but the ``hidden`` ones."""
+    directory.mkdir()
+    for entry in path.split(os.pathsep):
+        with suppress(OSError):
+            for command in Path(entry).iterdir():
+                target = directory / command.name
+                if command.name in hidden or target.exists() or target.is_symlink():
+                    continue  # hidden, or shadowed by an earlier PATH entry, as the shell would
+                if command.is_file() and os.access(command, os.X_OK):
+                    target.symlink_to(command)
+    return str(directory)
 
 
 @dataclass
@@ -308,12 +350,17 @@ class ChapterRun:
 
     document: Path
     root: Path = REPO_ROOT
+    #: Run the ``docker`` blocks too (phase 6's Docker job), in a copied sandbox with Docker on PATH.
+    docker: bool = False
+    #: Shown each command and its output as it runs (the command line's CI log), if given.
+    echo: Callable[[str], None] | None = None
     blocks_run: int = 0
     commands_run: int = 0
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self.bindings = Bindings(ports={port: str(free_port()) for port in DOCUMENTED_PORTS})
+        documented = [*DOCUMENTED_PORTS, *(DOCKER_PORTS if self.docker else [])]
+        self.bindings = Bindings(ports={port: str(free_port()) for port in dict.fromkeys(documented)})
         self.backgrounds: list[Background] = []
 
     @contextmanager
@@ -322,11 +369,16 @@ class ChapterRun:
             self.directory = Path(directory)
             self.workdir = self.directory / "repo"
             self.workdir.mkdir()
-            make_sandbox(self.root, self.workdir)
+            make_sandbox(self.root, self.workdir, copy=self.docker)
             self.state = self.directory / "shell-state"
             self.state.write_text(f"cd {shlex.quote(str(self.workdir))}\n")
             self.env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENVIRONMENT}
             self.env["PORT"] = self.bindings.ports["8000"]
+            if self.docker:
+                # Compose publishes the stack on these ports (compose.yaml reads them).
+                self.env.update({name: self.bindings.ports[port] for port, name in DOCKER_PORTS.items()})
+            else:
+                self.env["PATH"] = fresh_machine_path(self.env.get("PATH", os.defpath), self.directory / "bin")
             self.env["NO_COLOR"] = "1"
             # curl draws a progress meter when its output is not a terminal; in a reader's
             # terminal it draws none. The sandbox's curlrc makes the two the same.
@@ -349,6 +401,8 @@ class ChapterRun:
         try:
             with self.sandbox():
                 for block in scan(self.document):
+                    if block.docker and not self.docker:
+                        continue
                     if block.background:
                         self.start_background(block)
                     else:
@@ -370,7 +424,10 @@ class ChapterRun:
             )
         except subprocess.TimeoutExpired as exc:
             raise BlockFailed(f"{block.where}: `{text}` did not finish within {block.timeout:.0f} s") from exc
-        return done.returncode, done.stdout.decode(errors="replace")
+        output = done.stdout.decode(errors="replace")
+        if self.echo is not None:
+            self.echo(f"{block.where}$ {text}\n{output.rstrip()}\n(exit status {done.returncode})")
+        return done.returncode, output
 
     def run_block(self, block: RunBlock) -> None:
         deadline = time.monotonic() + block.timeout
@@ -463,6 +520,32 @@ def _wait_gone(pids: set[int], timeout: float) -> list[psutil.Process]:
     return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def chapters(root: Path = REPO_ROOT) -> list[Path]:
-    """The documents with at least one runnable block."""
-    return [path for path in sorted((root / "docs").glob("*.md")) if scan(path)]
+def chapters(root: Path = REPO_ROOT, *, docker: bool = False) -> list[Path]:
+    """The documents with at least one block to run: without Docker, or (``docker``) with it."""
+    return [path for path in sorted((root / "docs").glob("*.md")) if any(block.docker == docker for block in scan(path))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tasklab_cli.runblocks",
+        description="Run the runnable blocks of the chapters, as tests/docs/test_runnable_blocks.py does.",
+    )
+    parser.add_argument("chapters", nargs="*", type=Path, help="documents to run (default: every chapter of the mode)")
+    parser.add_argument("--docker", action="store_true", help="also run the blocks marked docker (needs a Docker engine)")
+    args = parser.parse_args(argv)
+    documents = args.chapters or chapters(docker=args.docker)
+    failed = 0
+    for document in documents:
+        run = ChapterRun(document.resolve(), docker=args.docker, echo=lambda text: print(text, flush=True))
+        try:
+            run.run()
+        except BlockFailed as exc:
+            failed += 1
+            print(f"FAILED {document.name}: {exc}", flush=True)
+        else:
+            print(f"ok {document.name}: {run.blocks_run} blocks, {run.commands_run} commands, {run.seconds:.1f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@
 #     local stand-ins; compose.yaml is what a user runs.
 # Everything it starts (dockerd, containers, images, volumes) is stopped and removed at exit.
 # It needs root (dockerd, debootstrap). It fails with the reason when the engine cannot start.
+# TASKLAB_COMPOSE_SCENARIO=0 skips the fault scenario and runs only chapter 6's commands.
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -154,6 +155,18 @@ DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=none --build-
 log "image tasklab-phase6:ci: $(docker image inspect tasklab-phase6:ci --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 
 # -- 5. the scenario ---------------------------------------------------------------------------
-log "running the must-show scenario"
-TASKLAB_IMAGE=tasklab-phase6:ci "$PY" -m phase6_docker.ci.scenario --work-dir "$WORK"
+if [ "${TASKLAB_COMPOSE_SCENARIO:-1}" = 1 ]; then
+  log "running the must-show scenario"
+  TASKLAB_IMAGE=tasklab-phase6:ci "$PY" -m phase6_docker.ci.scenario --work-dir "$WORK"
+fi
+
+# -- 6. chapter 6's commands, as a reader types them ------------------------------------------
+# The blocks marked `<!-- run docker -->` in docs/06-docker.md: make compose-env's secrets,
+# make compose-up (a build through Compose this time), verify, make compose-down. Only two things
+# differ from a reader's machine: COMPOSE_FILE adds compose.ci.yaml (no registry here), and
+# Compose v1 builds through Debian's docker CLI, which has BuildKit built in.
+log "running chapter 6's runnable blocks (tasklab_cli.runblocks --docker)"
+mkdir -p "$WORK/bin" && ln -sf /usr/bin/docker "$WORK/bin/docker"
+PATH="$WORK/bin:$PATH" COMPOSE=docker-compose COMPOSE_FILE=phase6_docker/compose.yaml:phase6_docker/compose.ci.yaml \
+  COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 "$PY" -m tasklab_cli.runblocks --docker "$REPO/docs/06-docker.md"
 log "passed in $(( $(date +%s) - STARTED )) s"

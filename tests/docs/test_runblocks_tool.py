@@ -154,3 +154,40 @@ def test_a_process_that_outlives_ctrl_c_fails_the_chapter(tmp_path: Path) -> Non
             ChapterRun(document, root=tmp_path).run()
     finally:
         runblocks.STOP_TIMEOUT = saved
+
+
+def test_the_sandbox_is_a_fresh_machine_without_redis_server_prometheus_chromium_or_docker(tmp_path: Path) -> None:
+    """Chapters 1 to 5 promise nothing but Python (and a shell's usual tools): the runs check it."""
+    hidden = " ".join(sorted(runblocks.FRESH_MACHINE_HIDES))
+    # Exits 1 as soon as one hidden command is found, which fails the block.
+    document = chapter(
+        tmp_path,
+        f"<!-- run -->\n```console\n$ for c in {hidden}; do if command -v $c; then exit 1; fi; done\n"
+        "$ command -v sed bash >/dev/null && echo found\nfound\n```\n",
+    )
+    run = ChapterRun(document, root=tmp_path)
+    run.run()
+
+    assert run.commands_run == 2
+
+
+def test_docker_blocks_run_only_in_docker_mode(tmp_path: Path) -> None:
+    document = chapter(
+        tmp_path,
+        "<!-- run -->\n```console\n$ echo always\nalways\n```\n"
+        "<!-- run docker -->\n```console\n$ echo with docker\nwith docker\n```\n",
+    )
+    without = ChapterRun(document, root=tmp_path)
+    without.run()
+    with_docker = ChapterRun(document, root=tmp_path, docker=True)
+    with_docker.run()
+
+    assert (without.blocks_run, with_docker.blocks_run) == (1, 2)
+    assert runblocks.chapters(tmp_path) == runblocks.chapters(tmp_path, docker=True) == [document]
+
+
+def test_a_docker_sandbox_is_a_copy_a_build_context_can_read(tmp_path: Path) -> None:
+    (tmp_path / "code.txt").write_text("real file\n")
+    document = chapter(tmp_path, "<!-- run docker -->\n```console\n$ test ! -L code.txt && cat code.txt\nreal file\n```\n")
+
+    ChapterRun(document, root=tmp_path, docker=True).run()
