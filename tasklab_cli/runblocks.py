@@ -389,12 +389,21 @@ class ChapterRun:
             finally:
                 self.stop_backgrounds()
 
-    def script(self, command: str, *, save_state: bool) -> str:
-        """``command`` in the chapter's terminal: its variables and directory before, and after."""
+    def script(self, command: str, *, save_state: bool, name: str) -> list[str]:
+        """``command`` in the chapter's terminal: its variables and directory before, and after.
+
+        The command goes in a file, not on bash's command line: in a reader's terminal no process
+        shows the command's text, so ``pkill -f PATTERN`` must not find (and kill) the shell that
+        runs it here either.
+        """
         state = shlex.quote(str(self.state))
         if not save_state:
-            return f". {state}\n{command}"
-        return f'. {state}\n{command}\n__status=$?\n{{ export -p; printf "cd %q\\n" "$PWD"; }} > {state}\nexit $__status'
+            text = f". {state}\n{command}\n"
+        else:
+            text = f'. {state}\n{command}\n__status=$?\n{{ export -p; printf "cd %q\\n" "$PWD"; }} > {state}\nexit $__status\n'
+        path = self.directory / f"{name}.sh"
+        path.write_text(text)
+        return ["bash", str(path)]
 
     def run(self) -> None:
         started = time.monotonic()
@@ -415,7 +424,7 @@ class ChapterRun:
         text = self.bindings.command(command.text)
         try:
             done = subprocess.run(
-                ["bash", "-c", self.script(text, save_state=True)],
+                self.script(text, save_state=True, name="command"),
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -455,7 +464,7 @@ class ChapterRun:
         log = self.directory / f"background-{block.line}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                ["bash", "-c", self.script(text, save_state=False)],
+                self.script(text, save_state=False, name=f"background-{block.line}"),
                 env=self.env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -191,3 +191,11 @@ def test_a_docker_sandbox_is_a_copy_a_build_context_can_read(tmp_path: Path) -> 
     document = chapter(tmp_path, "<!-- run docker -->\n```console\n$ test ! -L code.txt && cat code.txt\nreal file\n```\n")
 
     ChapterRun(document, root=tmp_path, docker=True).run()
+
+
+def test_pkill_by_pattern_does_not_find_the_shell_that_runs_the_command(tmp_path: Path) -> None:
+    """In a reader's terminal no process shows the typed command; chapters rely on it to kill by pattern."""
+    command = "pkill -f 'tasklab-no-such-process-pattern'; echo the shell lives"
+    document = chapter(tmp_path, f"<!-- run -->\n```console\n$ {command}\nthe shell lives\n```\n")
+
+    ChapterRun(document, root=tmp_path).run()
