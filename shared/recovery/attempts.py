@@ -22,7 +22,6 @@ from phase 4 on it also passes the :class:`~shared.recovery.events.TaskEvents` i
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from shared.execution import claim_task, describe_error, record
 from shared.models import Task, TaskStatus
 from shared.recovery.backoff import backoff_intervals
 from shared.recovery.events import NO_EVENTS, TaskEvents
-from shared.recovery.leases import LeaseKeeper, TaskLease
+from shared.recovery.leases import LeaseKeeper, TaskLease, attempt_holder
 from shared.recovery.settings import RecoverySettings, RetryPolicy
 from shared.tasks import PermanentTaskError, TaskContext, run_task
 
@@ -160,7 +159,7 @@ def run_attempt(
         time_scale=settings.task_time_scale,
         report_progress=lambda percent: record(engine, transitions.record_progress, task_id, percent),
     )
-    holder = f"{job.worker_name}/{os.getpid()}"
+    holder = attempt_holder(job.worker_name)
     lease: AbstractContextManager[object] = (
         TaskLease(job.connection, task_id, holder=holder, ttl_seconds=settings.task_lease_seconds)
         if lease_keeper is None  # a work horse: one attempt, then it exits

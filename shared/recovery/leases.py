@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 #: Task ids are UUIDs, unique across phases, so one prefix serves every phase sharing a Redis.
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 
 def lease_key(task_id: uuid.UUID | str) -> str:
     return f"{LEASE_KEY_PREFIX}{task_id}"
+
+
+def attempt_holder(worker_name: str | None) -> str:
+    """Who holds an attempt's lease: the worker's name and the pid of the process running it."""
+    return f"{worker_name}/{os.getpid()}"
 
 
 class TaskLease:
@@ -86,6 +93,7 @@ class LeaseKeeper:
         self.release_later = release_later
         self._held: dict[str, str] = {}  # lease key -> holder
         self._released: list[str] = []
+        self._set_ahead: dict[str, str] = {}  # lease key -> holder, SET by the caller's transaction
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -93,7 +101,8 @@ class LeaseKeeper:
     def hold(self, task_id: uuid.UUID, *, holder: str) -> Iterator[None]:
         """Take the lease of one attempt for as long as the ``with`` block runs."""
         key = lease_key(task_id)
-        self._set(key, holder)
+        if self._set_ahead.pop(key, None) != holder:
+            self._set(key, holder)
         with self._lock:
             self._held[key] = holder
             if self._thread is None:
@@ -109,10 +118,23 @@ class LeaseKeeper:
             else:
                 self.release([key])
 
+    def set_in(self, pipeline: Pipeline, task_id: uuid.UUID | str, *, holder: str) -> None:
+        """Add the lease's ``SET`` to a transaction the caller sends anyway, ahead of :meth:`hold`.
+
+        The pool sends it with the job's start (:mod:`shared.scaling.bookkeeping`): one round trip
+        less per attempt. :meth:`hold` then skips its own ``SET``; a lease set ahead that is never
+        held (the task was not claimable) is handed back by :meth:`take_released`, to delete.
+        """
+        key = lease_key(task_id)
+        pipeline.set(key, holder, ex=self.ttl_seconds)
+        self._set_ahead[key] = holder
+
     def take_released(self) -> list[str]:
-        """The keys of the leases that ended since the last call (``release_later``), to delete."""
+        """The keys of the leases that ended since the last call (``release_later``), to delete,
+        and of those set ahead that no attempt went on to hold."""
         released, self._released = self._released, []
-        return released
+        unused, self._set_ahead = list(self._set_ahead), {}
+        return released + unused
 
     def release(self, keys: list[str]) -> None:
         """Delete ended leases now; if Redis is down, they expire by themselves."""

@@ -16,11 +16,11 @@ fewer trips, or skips a read whose answer tasklab already knows:
 * :class:`OneTripBookkeeping` writes the execution record and marks the job started in one
   transaction (RQ sent two), and finishes a successful job in one transaction without reading
   anything first (RQ read its dependents and its execution records);
-* the attempt's lease (:class:`~shared.recovery.leases.LeaseKeeper`) is deleted in that
-  finishing transaction rather than in a round trip of its own;
+* the attempt's lease (:class:`~shared.recovery.leases.LeaseKeeper`) is set in that starting
+  transaction and deleted in the finishing one, rather than in round trips of their own;
 * it checks ``rq suspend`` at most once a second rather than before every job.
 
-Four round trips per job are left: the pop, the start, the lease's ``SET`` and the finish.
+Three round trips per job are left: the pop, the start and the finish.
 
 A job that needs more than this path knows (a result kept in Redis, a repeat, a group, a rate
 limit) goes through RQ's own code, unchanged.
@@ -44,7 +44,7 @@ from rq.results import Result
 from rq.utils import as_text
 from rq.worker import BaseWorker, WorkerStatus
 
-from shared.recovery.leases import LeaseKeeper
+from shared.recovery.leases import LeaseKeeper, attempt_holder
 
 #: ``rq suspend`` is noticed within this; RQ asked Redis before every job.
 SUSPENSION_CHECK_INTERVAL_SECONDS = 1.0
@@ -94,6 +94,7 @@ class PriorityQueues(Queue):
         run, to wait for the next job without polling.
         """
         queues = list(queues)
+        by_key = {queue.key: queue for queue in queues}
         script = pop_and_fetch_script(connection)
         while popped := script(keys=[queue.key for queue in queues], args=[Job.redis_job_namespace_prefix]):
             queue_key, job_id, fields = (as_text(popped[0]), as_text(popped[1]), popped[2])
@@ -101,7 +102,11 @@ class PriorityQueues(Queue):
                 continue
             job = (job_class or Job)(job_id, connection=connection, serializer=serializer)
             job.restore(dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields)
-            origin = cls.from_queue_key(queue_key, connection, job_class, serializer, death_penalty_class)
+            # The worker's own queue object, not a new one per job as RQ builds (each one
+            # checks its serializer against a typing Protocol: slow, for the same answer).
+            origin = by_key.get(queue_key)
+            if origin is None:
+                origin = cls.from_queue_key(queue_key, connection, job_class, serializer, death_penalty_class)
             return job, origin
         if timeout is None:  # --burst: the levels are empty
             return None
@@ -130,7 +135,9 @@ class OneTripBookkeeping(BaseWorker):
         RQ sends the record (execution hash, started registry, worker's index, state ``busy``)
         in one transaction and, a moment later in the same process, the job's ``started``
         status and heartbeats in a second. Sent together, a reader never sees a job in the
-        started registry that is still ``queued``, and one round trip is saved.
+        started registry that is still ``queued``, and one round trip is saved. The attempt's
+        lease goes in the same transaction (a second round trip saved): from the moment the
+        job is started in Redis, its lease says a live process has it.
         """
         with self.connection.pipeline() as pipeline:
             heartbeat_ttl = self.get_heartbeat_ttl(job)
@@ -140,6 +147,8 @@ class OneTripBookkeeping(BaseWorker):
             self.heartbeat(heartbeat_ttl, pipeline=pipeline)
             job.prepare_for_execution(self.name, pipeline=pipeline)  # stamps the job's heartbeat too
             pipeline.persist(job.key)
+            if self.leases is not None:  # held by run_attempt under the same holder: no SET of its own
+                self.leases.set_in(pipeline, job.id, holder=attempt_holder(self.name))
             pipeline.execute()
         return execution
 

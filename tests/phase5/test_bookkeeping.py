@@ -90,3 +90,33 @@ def test_the_lease_keeper_renews_every_lease_it_holds_from_one_thread(redis_clie
 
             wait_for(lambda: 0 < ttl_ms() < 2_500, timeout=3, message=f"{key} runs down")
             wait_for(lambda: ttl_ms() > 2_700, timeout=3, message=f"{key} is renewed")
+
+
+def test_a_lease_set_in_the_jobs_start_transaction_is_not_set_again_when_the_attempt_holds_it(
+    redis_client: redis.Redis,
+) -> None:
+    """The pool sets the lease with the job's start (one round trip less); holding it sends no SET."""
+    keeper = LeaseKeeper(redis_client, ttl_seconds=30, release_later=True)
+    task_id = uuid.uuid4()
+    with redis_client.pipeline() as start_of_job:
+        keeper.set_in(start_of_job, task_id, holder="pool-1/1")
+        start_of_job.execute()
+    assert redis_client.get(lease_key(task_id)) == b"pool-1/1"
+
+    redis_client.config_resetstat()
+    with keeper.hold(task_id, holder="pool-1/1"):
+        assert command_calls(redis_client).get("set", 0) == 0
+
+    assert keeper.take_released() == [lease_key(task_id)]
+
+
+def test_a_lease_set_ahead_for_a_task_that_was_not_claimed_is_handed_back_for_deletion(redis_client: redis.Redis) -> None:
+    """A job whose task was cancelled or finished meanwhile never holds its lease: it must not linger."""
+    keeper = LeaseKeeper(redis_client, ttl_seconds=30, release_later=True)
+    task_id = uuid.uuid4()
+    with redis_client.pipeline() as start_of_job:
+        keeper.set_in(start_of_job, task_id, holder="pool-1/1")
+        start_of_job.execute()
+
+    assert keeper.take_released() == [lease_key(task_id)]
+    assert keeper.take_released() == []
