@@ -177,7 +177,7 @@ def create_task(
     return answer
 
 
-def accepted(request: Request, response: Response, task: Task) -> TaskRead:
+def accepted(request: Request, response: Response, task: Task | TaskRead) -> TaskRead:
     """A stored task's 202: counted, logged, and where to find it."""
     request.app.state.metrics.submitted.labels(task.task_type, str(task.priority)).inc()
     log.info("task accepted", task_id=str(task.id), task_type=task.task_type, priority=task.priority)

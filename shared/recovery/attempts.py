@@ -36,7 +36,7 @@ from sqlmodel import Session
 
 from shared import transitions
 from shared.execution import claim_task, describe_error, record
-from shared.models import Task, TaskStatus
+from shared.models import Task, TaskRead, TaskStatus
 from shared.recovery.backoff import backoff_intervals
 from shared.recovery.events import NO_EVENTS, TaskEvents
 from shared.recovery.leases import LeaseKeeper, TaskLease, attempt_holder
@@ -71,7 +71,7 @@ def retry_for(policy: RetryPolicy, attempts_made: int = 0) -> Retry | None:
 def enqueue_attempt(
     queue: Queue,
     job_function: Callable[[str], object],
-    task: Task,
+    task: Task | TaskRead,
     settings: RecoverySettings,
     pipeline: Pipeline | None = None,
 ) -> Job:

@@ -22,7 +22,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.db import engine_for_this_process
-from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task
+from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskRead
 from shared.monitoring.events import MonitoringEvents
 from shared.monitoring.metrics import TaskMetrics
 from shared.recovery.attempts import enqueue_attempt, run_attempt
@@ -84,7 +84,7 @@ def enqueue_task(queues: Sequence[Queue], task: Task, settings: ScalingSettings)
     return enqueue_attempt(queue_for(queues, task.priority), process_task, task, settings)
 
 
-def enqueue_tasks(queues: Sequence[Queue], tasks: Sequence[Task], settings: ScalingSettings) -> None:
+def enqueue_tasks(queues: Sequence[Queue], tasks: Sequence[Task | TaskRead], settings: ScalingSettings) -> None:
     """Put many tasks on their priorities' queues in one ``MULTI … EXEC``: one round trip for all."""
     with queues[0].connection.pipeline() as pipeline:
         for task in tasks:

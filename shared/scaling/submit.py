@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response, status
@@ -39,34 +39,44 @@ from shared.monitoring.logs import get_logger
 log = get_logger("shared.scaling.submit")
 
 #: Enqueues stored tasks, all in one Redis transaction.
-EnqueueTasks = Callable[[Sequence[Task]], None]
+EnqueueTasks = Callable[[Sequence[Task | TaskRead]], None]
+#: What a batcher collects: a submit's task, in whatever form its write takes.
+Submitted = TypeVar("Submitted")
 
 
-def write_batch(engine: Engine, tasks: list[Task], enqueue_tasks: EnqueueTasks) -> None:
+class NewTask(NamedTuple):
+    """One submit's task: its row for the ``INSERT``, and the same task as the API answers it
+    (and as the queue reads it). Never a ``Task``: see :func:`shared.store.new_row`."""
+
+    row: dict[str, Any]
+    task: TaskRead
+
+
+def write_batch(engine: Engine, tasks: list[NewTask], enqueue_tasks: EnqueueTasks) -> None:
     """Store the rows (one commit), then queue their jobs (one round trip). Runs in a worker thread.
 
     Redis not answering is not the submit's failure: the rows are the promise, and the
     reconciler queues any stored task that has no job.
     """
     with Session(engine) as session:
-        store.insert_tasks(session, tasks)
+        store.insert_rows(session, [new.row for new in tasks])
     try:
-        enqueue_tasks(tasks)
+        enqueue_tasks([new.task for new in tasks])
     except RedisError as exc:
         log.warning("tasks stored but not queued; the reconciler will enqueue them", tasks=len(tasks), error=type(exc).__name__)
 
 
-class SubmitBatcher:
+class SubmitBatcher(Generic[Submitted]):
     """Collects submits while a batch is being written, and writes them as the next batch."""
 
-    def __init__(self, write: Callable[[list[Task]], None], max_batch_size: int) -> None:
+    def __init__(self, write: Callable[[list[Submitted]], None], max_batch_size: int) -> None:
         """``max_batch_size`` bounds one transaction (``SUBMIT_BATCH_MAX``); more submits wait for the next."""
         self._write = write
         self._max_batch_size = max_batch_size
-        self._waiting: list[tuple[Task, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Submitted, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, task: Task) -> None:
+    async def submit(self, task: Submitted) -> None:
         """Return once ``task`` is committed; raise what its batch's write raised."""
         stored = asyncio.get_running_loop().create_future()
         self._waiting.append((task, stored))
@@ -113,11 +123,12 @@ async def create_task(
     idempotency_key: Annotated[str | None, monitored.IDEMPOTENCY_KEY_HEADER] = None,
 ) -> TaskRead:
     """Store a task, then try to enqueue it; 202 either way once it is stored."""
-    batcher: SubmitBatcher | None = getattr(request.app.state, "submits", None)
+    batcher: SubmitBatcher[NewTask] | None = getattr(request.app.state, "submits", None)
     if idempotency_key is not None or batcher is None:  # no batcher: an app served without its lifespan
         return await run_in_threadpool(submit_once, body, request, response, idempotency_key)
-    task = store.new_task(body, request_id=request.state.request_id)
-    await batcher.submit(task)
+    row = store.new_row(body, request_id=request.state.request_id)
+    task = TaskRead.model_validate(row)
+    await batcher.submit(NewTask(row, task))
     return monitored.accepted(request, response, task)
 
 

@@ -55,7 +55,7 @@ async def wait_until(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, STEP_TIMEOUT_SECONDS)
 
 
-async def ten_submits_during_a_held_write(batcher: SubmitBatcher, write: RecordingWrite) -> None:
+async def ten_submits_during_a_held_write(batcher: SubmitBatcher[Task], write: RecordingWrite) -> None:
     """One submit starts a write that the test holds; ten more arrive meanwhile; then it is released."""
     first = asyncio.create_task(batcher.submit(a_task()))
     await wait_until(write.first_started)
