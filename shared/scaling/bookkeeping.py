@@ -18,9 +18,11 @@ fewer trips, or skips a read whose answer tasklab already knows:
   anything first (RQ read its dependents and its execution records);
 * the attempt's lease (:class:`~shared.recovery.leases.LeaseKeeper`) is set in that starting
   transaction and deleted in the finishing one, rather than in round trips of their own;
+* the transaction that finishes a job also pops the next one (*prefetch*), so the pop costs
+  no round trip of its own while jobs wait;
 * it checks ``rq suspend`` at most once a second rather than before every job.
 
-Three round trips per job are left: the pop, the start and the finish.
+Two round trips per job are left while jobs wait: the start, and the finish with the next pop.
 
 A job that needs more than this path knows (a result kept in Redis, a repeat, a group, a rate
 limit) goes through RQ's own code, unchanged.
@@ -28,6 +30,7 @@ limit) goes through RQ's own code, unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -36,6 +39,7 @@ from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -94,23 +98,38 @@ class PriorityQueues(Queue):
         run, to wait for the next job without polling.
         """
         queues = list(queues)
-        by_key = {queue.key: queue for queue in queues}
         script = pop_and_fetch_script(connection)
         while popped := script(keys=[queue.key for queue in queues], args=[Job.redis_job_namespace_prefix]):
-            queue_key, job_id, fields = (as_text(popped[0]), as_text(popped[1]), popped[2])
-            if not fields:  # the job was deleted while it waited: RQ skips it too
+            taken = cls.popped_job(popped, queues, connection, job_class, serializer, death_penalty_class)
+            if taken is None:  # the job was deleted while it waited: RQ skips it too
                 continue
-            job = (job_class or Job)(job_id, connection=connection, serializer=serializer)
-            job.restore(dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields)
-            # The worker's own queue object, not a new one per job as RQ builds (each one
-            # checks its serializer against a typing Protocol: slow, for the same answer).
-            origin = by_key.get(queue_key)
-            if origin is None:
-                origin = cls.from_queue_key(queue_key, connection, job_class, serializer, death_penalty_class)
-            return job, origin
+            return taken
         if timeout is None:  # --burst: the levels are empty
             return None
         return super().dequeue_any(queues, timeout, connection, job_class, serializer, death_penalty_class)
+
+    @classmethod
+    def popped_job(
+        cls,
+        popped: list[Any],
+        queues: Iterable[Queue],
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """The job and queue of one :data:`POP_AND_FETCH` answer; ``None`` if its hash was gone."""
+        queue_key, job_id, fields = (as_text(popped[0]), as_text(popped[1]), popped[2])
+        if not fields:
+            return None
+        job = (job_class or Job)(job_id, connection=connection, serializer=serializer)
+        job.restore(dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields)
+        # The worker's own queue object, not a new one per job as RQ builds (each one
+        # checks its serializer against a typing Protocol: slow, for the same answer).
+        origin = next((queue for queue in queues if queue.key == queue_key), None)
+        if origin is None:
+            origin = cls.from_queue_key(queue_key, connection, job_class, serializer, death_penalty_class)
+        return job, origin
 
 
 class OneTripBookkeeping(BaseWorker):
@@ -125,6 +144,9 @@ class OneTripBookkeeping(BaseWorker):
     #: The leases of this process's attempts (:func:`shared.scaling.jobs.lease_keeper`): an
     #: ended one is deleted in the job's finishing transaction.
     leases: LeaseKeeper | None = None
+    #: The next job, popped by the transaction that finished the previous one; taken by the
+    #: next dequeue, or pushed back to the front of its queue if this worker stops first.
+    prefetched: tuple[Job, Queue] | None = None
 
     def ended_leases(self) -> list[str]:
         return self.leases.take_released() if self.leases is not None else []
@@ -166,6 +188,11 @@ class OneTripBookkeeping(BaseWorker):
         finishing job has is the one this process made, so both reads are skipped. The writes
         are RQ's: the worker's counters, the started registry, the execution record, the job
         itself (its result lives in the database, ``result_ttl=0``), and the worker's state.
+
+        The same transaction pops the next job (:meth:`dequeue_job_and_maintain_ttl` takes it):
+        a round trip of its own saved per job while jobs wait. The job spends no longer out of
+        any queue than between RQ's own pop and start, and a worker that stops first puts it
+        back (:meth:`teardown`).
         """
         ended_leases = self.ended_leases()
         if not finishes_in_one_trip(job, self.default_result_ttl):
@@ -174,6 +201,7 @@ class OneTripBookkeeping(BaseWorker):
                 self.leases.release(ended_leases)
             return
         assert job.started_at is not None and job.ended_at is not None, "perform_job stamps both"
+        prefetch = not self._stop_requested  # a worker that is stopping takes no next job
         with self.connection.pipeline() as pipeline:
             self.increment_successful_job_count(pipeline=pipeline)
             self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
@@ -182,8 +210,53 @@ class OneTripBookkeeping(BaseWorker):
             if ended_leases:  # the attempt's lease, held until its outcome was committed
                 pipeline.delete(*ended_leases)
             self.set_state(WorkerStatus.IDLE, pipeline=pipeline)  # RQ sends it on its own next
-            pipeline.execute()
+            if prefetch:  # the next job's pop, in this trip rather than one of its own
+                keys = [queue.key for queue in self._ordered_queues]
+                pipeline.evalsha(pop_and_fetch_script(self.connection).sha, len(keys), *keys, Job.redis_job_namespace_prefix)
+            # Not raise_on_error: a pop refused (NOSCRIPT after Redis restarted) must not fail
+            # the job whose writes went through; the next dequeue loads the script again.
+            replies = pipeline.execute(raise_on_error=False)
         job._status = JobStatus.FINISHED  # what RQ's own path leaves on the object
+        if prefetch:
+            *replies, popped = replies
+            if popped and not isinstance(popped, Exception):
+                self.prefetched = PriorityQueues.popped_job(
+                    popped, self._ordered_queues, self.connection, self.job_class, self.serializer, self.death_penalty_class
+                )
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
+        """The job popped with the last one's finish, if any; otherwise RQ's dequeue (one script call).
+
+        RQ's dequeue around its pop only sets state "idle" (already set, in the finishing
+        transaction) and heartbeats (at most once a second, :meth:`heartbeat`).
+        """
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self.heartbeat()
+        self.reorder_queues(reference_queue=prefetched[1])
+        prefetched[0].redis_server_version = self.get_redis_server_version()  # type: ignore[no-untyped-call]  # unannotated in RQ
+        return prefetched
+
+    def give_back_prefetched(self) -> None:
+        """Put a popped job that will not run here back at the front of its queue, where it was."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None:
+            job, queue = prefetched
+            self.connection.lpush(queue.key, job.id)
+
+    def teardown(self) -> None:
+        """Before RQ unregisters the worker: a job popped for a next turn that never came goes back.
+
+        Without it, a stopped worker's prefetched job would be in no queue until the reconciler
+        noticed, a grace period later. (A SIGKILL cannot be helped; the reconciler covers it.)
+        """
+        with contextlib.suppress(RedisError):  # Redis is down: the reconciler re-enqueues it
+            self.give_back_prefetched()
+        super().teardown()  # type: ignore[no-untyped-call]  # unannotated in RQ
 
     def handle_job_failure(
         self,
@@ -204,6 +277,9 @@ class OneTripBookkeeping(BaseWorker):
         if checked_at - self.suspension_checked_at < SUSPENSION_CHECK_INTERVAL_SECONDS:
             return
         self.suspension_checked_at = checked_at
+        # RQ's check may wait here for `rq resume` for a long time: no job is held meanwhile.
+        # (Once a second a prefetched job goes back and is popped again: one round trip more.)
+        self.give_back_prefetched()
         super().check_for_suspension(burst)
 
 

@@ -10,10 +10,14 @@ import uuid
 
 import httpx
 import redis
+from rq import Queue
 from rq.job import Job
 
 from shared.recovery.leases import LeaseKeeper, lease_key
 from shared.scaling.bookkeeping import finishes_in_one_trip
+from shared.scaling.jobs import queue_name
+from shared.scaling.pool import PoolWorker, build_pool_worker
+from shared.scaling.settings import load_settings
 from tests.phase5.conftest import PoolFactory
 from tests.support import submit, wait_for
 
@@ -120,3 +124,63 @@ def test_a_lease_set_ahead_for_a_task_that_was_not_claimed_is_handed_back_for_de
 
     assert keeper.take_released() == [lease_key(task_id)]
     assert keeper.take_released() == []
+
+
+# -- prefetch: the finishing transaction pops the next job ----------------------------------------
+
+
+def pool_worker(redis_client: redis.Redis) -> PoolWorker:
+    """A pool process's RQ worker, run in the test's own process, on a flushed Redis."""
+    redis_client.flushdb()  # no job left over from another test ahead in the queues
+    return build_pool_worker(redis_client, load_settings(), name=f"test-pool-{uuid.uuid4().hex[:8]}")
+
+
+def queue_trivial_jobs(worker: PoolWorker, count: int) -> tuple[Queue, list[str]]:
+    """``count`` jobs that need no database (``abs(-1)``), on priority 3's queue; their ids in order."""
+    queue = next(queue for queue in worker.queues if queue.name == queue_name(3))
+    return queue, [queue.enqueue("builtins.abs", -1, result_ttl=0).id for _ in range(count)]
+
+
+def waiting_ids(redis_client: redis.Redis, queue: Queue) -> list[str]:
+    return [raw.decode() if isinstance(raw, bytes) else raw for raw in redis_client.lrange(queue.key, 0, -1)]
+
+
+def test_a_finished_jobs_transaction_pops_the_next_job_and_the_next_dequeue_sends_no_pop(redis_client: redis.Redis) -> None:
+    """While jobs wait, the pop rides in the finishing ``MULTI … EXEC``: two round trips a job, not three."""
+    worker = pool_worker(redis_client)
+    queue, (first, second, third) = queue_trivial_jobs(worker, 3)
+
+    taken = worker.dequeue_job_and_maintain_ttl(None)
+    assert taken is not None and taken[0].id == first
+    worker.execute_job(*taken)
+
+    assert worker.prefetched is not None and worker.prefetched[0].id == second
+    assert waiting_ids(redis_client, queue) == [third]
+    redis_client.config_resetstat()
+    taken = worker.dequeue_job_and_maintain_ttl(None)
+    assert taken is not None and taken[0].id == second
+    assert command_calls(redis_client).get("evalsha", 0) == 0
+
+
+def test_a_worker_asked_to_stop_pops_no_next_job_with_the_last_ones_finish(redis_client: redis.Redis) -> None:
+    worker = pool_worker(redis_client)
+    queue, (first, second) = queue_trivial_jobs(worker, 2)
+    taken = worker.dequeue_job_and_maintain_ttl(None)
+    assert taken is not None
+
+    worker._stop_requested = True  # what SIGTERM's handler sets while the job runs
+    worker.execute_job(*taken)
+
+    assert worker.prefetched is None
+    assert waiting_ids(redis_client, queue) == [second]
+
+
+def test_a_job_popped_ahead_goes_back_to_the_front_of_its_queue_when_the_worker_stops(redis_client: redis.Redis) -> None:
+    """RQ's loop ends (here after one job) with the next job already popped: it is not left in no queue."""
+    worker = pool_worker(redis_client)
+    queue, (first, second, third) = queue_trivial_jobs(worker, 3)
+
+    worker.work(burst=True, max_jobs=1)
+
+    assert redis_client.exists(Job.key_for(first)) == 0  # finished (and deleted: no result kept)
+    assert waiting_ids(redis_client, queue) == [second, third]
