@@ -62,11 +62,11 @@ from sqlmodel import Session, col, select
 from shared import transitions
 from shared.db import create_db_engine, engine_for_this_process, init_db
 from shared.models import Task, TaskStatus
-from shared.monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
+from shared.monitoring.logs import configure_logging, get_logger, job_log_context
 from shared.monitoring.metrics import MULTIPROC_DIR_ENV, MetricsDirectories, serve_in_thread, use_directory
 from shared.recovery.events import TaskEvents
 from shared.recovery.worker import run_worker_loop, warm_engine
-from shared.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues, drop_rq_job_ok_line
+from shared.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues, WithoutPerJobLines
 from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, lease_keeper, make_queues, worker_events, worker_settings
 from shared.scaling.priorities import promote_overdue
 from shared.scaling.reconciler import build_reconciler
@@ -208,7 +208,8 @@ def build_pool_worker(connection: Redis, settings: ScalingSettings, name: str) -
         maintenance_interval=settings.rq_maintenance_interval_seconds,
         job_monitoring_interval=settings.rq_job_monitoring_interval_seconds,
     )
-    worker.log_job_description = False  # its dequeue line is then the one replace_rq_dequeue_line() drops
+    worker.log_job_description = False  # its dequeue line is then the one WithoutPerJobLines drops
+    worker.log = WithoutPerJobLines(worker.log)  # type: ignore[assignment]  # RQ only calls its logging methods
     worker.leases = lease_keeper(connection)  # the same keeper process_task holds its leases with
     worker.log_result_lifespan = False  # "result discarded immediately", for every job: result_ttl is always 0
     worker.max_connection_wait_time = settings.redis_reconnect_max_seconds  # RQ waits up to 60 s
@@ -236,8 +237,6 @@ def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int
     """The body of ``--child``: one RQ SimpleWorker until SIGTERM (or, with ``--burst``, empty queues)."""
     if args.parent is not None and not exit_with_supervisor(args.parent):
         return 0
-    replace_rq_dequeue_line()
-    drop_rq_job_ok_line()
     directory = os.environ.get(MULTIPROC_DIR_ENV)
     if not directory:
         print(f"{MULTIPROC_DIR_ENV} is not set: a pool process is started by the supervisor", file=sys.stderr)

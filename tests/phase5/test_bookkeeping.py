@@ -6,9 +6,11 @@ what Redis holds and which commands it served, not timings.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import httpx
+import pytest
 import redis
 from rq import Queue
 from rq.job import Job
@@ -184,3 +186,18 @@ def test_a_job_popped_ahead_goes_back_to_the_front_of_its_queue_when_the_worker_
 
     assert redis_client.exists(Job.key_for(first)) == 0  # finished (and deleted: no result kept)
     assert waiting_ids(redis_client, queue) == [second, third]
+
+
+def test_a_pool_worker_logs_neither_rqs_dequeue_line_nor_its_job_ok_line(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attempt's own lines say more; RQ's other lines (start, "done, quitting") still come through."""
+    worker = pool_worker(redis_client)
+    _, (job_id,) = queue_trivial_jobs(worker, 1)
+
+    with caplog.at_level(logging.INFO, logger="rq.worker"):
+        worker.work(burst=True)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "rq.worker"]
+    assert any("done, quitting" in message for message in messages)
+    assert [message for message in messages if job_id in message] == []
