@@ -145,7 +145,8 @@ def test_a_background_server_is_waited_for_and_stopped_with_ctrl_c(tmp_path: Pat
 def test_a_process_that_outlives_ctrl_c_fails_the_chapter(tmp_path: Path) -> None:
     stubborn = tmp_path / "stubborn.py"
     stubborn.write_text(
-        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(300)\n"
+        # Ignores Ctrl-C, then waits for a signal it does not ignore (the runner's SIGKILL).
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\nsignal.pause()\n"
     )
     document = chapter(tmp_path, f"<!-- run: background -->\n```console\n$ {sys.executable} stubborn.py\nup\n```\n")
     runblocks.STOP_TIMEOUT, saved = 1.0, runblocks.STOP_TIMEOUT
