@@ -25,8 +25,9 @@ The process you start is the **supervisor**. It runs no task itself. It
   left ``running``: the supervisor moves a killed attempt on, and the reconciler (of this pool,
   or of the next one started) enqueues it again.
 
-A pool process is this module (``python -m shared.scaling.pool``) started with ``--child``, a
-hidden option: the phase's own ``worker`` module is only the entry point a reader types.
+A pool process runs this module's ``main`` with ``--child``, a hidden option, started as
+``python -m shared.scaling.pool_process`` (which skips an import it does not need); the phase's
+own ``worker`` module is only the entry point a reader types.
 """
 
 from __future__ import annotations
@@ -595,7 +596,8 @@ def supervisor_identity() -> str:
 
 
 def pool_process_command(slot: Slot, args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, "-m", "shared.scaling.pool", "--child", "--name", slot.name]
+    # Not ``-m shared.scaling.pool``: the same main, minus imports a pool process does not need.
+    command = [sys.executable, "-m", "shared.scaling.pool_process", "--child", "--name", slot.name]
     command += ["--log-level", args.log_level, "--parent", str(os.getpid())]
     return command + (["--burst"] if args.burst else [])
 

@@ -6,6 +6,7 @@ signals, and every wait is a bounded poll on the task store, the process table o
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared.redis_server import free_port
-from shared.scaling.pool import restart_delay
+from shared.scaling.pool import Slot, pool_process_command, restart_delay
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes
 from tests.support import sample, scrape, submit, wait_for, wait_for_status
@@ -232,3 +233,26 @@ def test_a_second_signal_stops_at_once(client: httpx.Client, pools: PoolFactory,
     assert code == 0
     stopped = client.get(f"/tasks/{task['id']}").json()
     assert (stopped["status"], stopped["error"]) == ("retrying", "WorkerStopped: pool stopped during attempt 1")
+
+
+def test_a_pool_process_never_imports_rich() -> None:
+    """structlog imports rich whenever it can; a pool process is one of N, so it declines it."""
+    command = pool_process_command(Slot("lean-1"), argparse.Namespace(log_level="INFO", burst=False))
+    assert command[1] == "-m"
+    # The module the supervisor starts, asked only for --help: every import happens, no job runs.
+    probe = "\n".join(
+        [
+            "import runpy, sys",
+            "sys.argv[1:] = ['--help']",
+            "try:",
+            f"    runpy.run_module({command[2]!r}, run_name='__main__')",
+            "except SystemExit:",
+            "    pass",
+            "print('LOADED', *(name for name, module in sys.modules.items() if module is not None))",
+        ]
+    )
+    started = subprocess.run([command[0], "-c", probe], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr[-2000:]
+    loaded = set(started.stdout.rpartition("LOADED")[2].split())
+    assert {"structlog", "redis", "rq", "sqlmodel"} <= loaded
+    assert not {"rich", "pygments"} & loaded
