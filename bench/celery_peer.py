@@ -22,8 +22,10 @@ copies what the tasklab drain does (:mod:`bench.drain`):
   sent to the benchmark's private Redis before the worker starts. The start-up, the wall and
   the steady times then come from the rows' ``started_at`` and ``completed_at``, read by the
   same code (:func:`bench.drain.time_drain`), which also samples the processes' memory.
-* **Celery as shipped.** ``celery worker -P prefork --concurrency 2``: the pool and size the
-  issue names, and Celery's defaults for everything else (acknowledgement before the task runs,
+* **Celery as shipped.** ``celery worker -P prefork --concurrency N``, with N each worker count
+  the phases drain with: 2 is the size the issue names; 1 shows how far Celery itself scales
+  from one process to two on the same machine in the same run, beside phase 5's scaling
+  target. Celery's defaults for everything else (acknowledgement before the task runs,
   a prefetch of 4 messages per process, warning-level logs, JSON). No result backend: the row
   holds the result, as tasklab's RQ jobs keep none (``result_ttl=0``).
 
@@ -55,8 +57,6 @@ from tasklab_cli.processes import ManagedProcess
 
 #: The name the messages carry and the worker looks the task up by.
 TASK_NAME = "bench.celery_peer.run_attempt"
-#: Prefork pool processes: the issue's "Celery prefork (2 processes)", set against phase 5 with 2.
-PROCESSES = 2
 #: How the report names this drain.
 PEER_LABEL = "Celery"
 
@@ -117,9 +117,9 @@ def queued_messages(celery_app: Celery, redis_url: str) -> int:
         return int(client.llen(celery_app.conf.task_default_queue))
 
 
-def worker_command() -> list[str]:
-    """``celery worker`` with the issue's pool and size; every other setting is Celery's default."""
-    return [sys.executable, "-m", "celery", "-A", "bench.celery_peer", "worker", "-P", "prefork", "--concurrency", str(PROCESSES)]
+def worker_command(processes: int) -> list[str]:
+    """``celery worker`` with the issue's pool and ``processes`` children; every other setting is Celery's default."""
+    return [sys.executable, "-m", "celery", "-A", "bench.celery_peer", "worker", "-P", "prefork", "--concurrency", str(processes)]
 
 
 def fill_queue(engine: Engine, redis_url: str, count: int) -> None:
@@ -132,23 +132,23 @@ def fill_queue(engine: Engine, redis_url: str, count: int) -> None:
         raise RuntimeError(f"{queued} Celery messages in the queue, expected {count}")
 
 
-def measure_celery_drain(config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
-    """Queue ``drain_tasks`` no-op tasks for Celery, then time its prefork pool completing them."""
-    label = f"drain · {PEER_LABEL} prefork · {PROCESSES} processes"
-    database_url = f"sqlite:///{workdir / f'drain-celery-{PROCESSES}p.db'}"
+def measure_celery_drain(config: BenchConfig, workdir: Path, redis_url: str, progress: Progress, processes: int) -> DrainResult:
+    """Queue ``drain_tasks`` no-op tasks for Celery, then time its prefork pool of ``processes`` completing them."""
+    label = f"drain · {PEER_LABEL} prefork · {processes} processes"
+    database_url = f"sqlite:///{workdir / f'drain-celery-{processes}p.db'}"
     env = {**PHASE_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()  # the benchmark's private server: nothing of anyone else's
 
     engine = create_db_engine(database_url)
-    result = DrainResult(phase=None, peer=PEER_LABEL, workers=PROCESSES, tasks=config.drain_tasks)
+    result = DrainResult(phase=None, peer=PEER_LABEL, workers=processes, tasks=config.drain_tasks)
     worker: ManagedProcess | None = None
     try:
         init_db(engine)
         fill_queue(engine, redis_url, config.drain_tasks)
         launched_at = datetime.now(UTC)
         # Celery has no burst mode: the worker waits for more once the queue is empty, until stopped.
-        worker = ManagedProcess("celery-worker", worker_command(), env, log_dir=workdir)
+        worker = ManagedProcess("celery-worker", worker_command(processes), env, log_dir=workdir)
         time_drain(result, engine, [worker], launched_at, classify_celery, config, progress, label)
     finally:
         if worker is not None:

@@ -122,8 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="celery",
         action="store_false",
         default=None,
-        help="skip the Celery prefork drain (2 processes) that otherwise follows phase 5's drains, "
-        "for the phase 5 ÷ Celery ratio",
+        help="skip the Celery prefork drains (one per --drain-workers count) that otherwise follow phase 5's "
+        "drains, for the phase 5 ÷ Celery ratios",
     )
     parser.add_argument(
         "--list-rows",
@@ -217,13 +217,13 @@ def attempt(report: BenchReport, console: Console, what: str, measure: Callable[
         return None
 
 
-def measure_peer_drain(config: BenchConfig, workdir: Path, redis_url: str, progress: Progress) -> DrainResult:
+def measure_peer_drain(config: BenchConfig, workdir: Path, redis_url: str, progress: Progress, processes: int) -> DrainResult:
     """Celery's drain; imported here, so that a run without the ``bench`` extra needs only ``--no-celery``."""
     if importlib.util.find_spec("celery") is None:
         raise RuntimeError("Celery is not installed: pip install -e '.[bench]', or pass --no-celery")
     from bench.celery_peer import measure_celery_drain
 
-    return measure_celery_drain(config, workdir, redis_url, progress)
+    return measure_celery_drain(config, workdir, redis_url, progress, processes)
 
 
 def run_drains(
@@ -242,10 +242,16 @@ def run_drains(
             if drain is not None:
                 report.drain.append(drain)
         if number == CELERY_PEER_OF_PHASE and config.celery:
-            console.print(f"(b) drain: {config.drain_tasks} no-op tasks, Celery's prefork pool …")
-            drain = attempt(report, console, "Celery drain", lambda: measure_peer_drain(config, workdir, redis_url, progress))
-            if drain is not None:
-                report.drain.append(drain)
+            for processes in config.drain_workers:
+                console.print(f"(b) drain: {config.drain_tasks} no-op tasks, Celery's prefork pool, {processes} process(es) …")
+                drain = attempt(
+                    report,
+                    console,
+                    f"Celery drain with {processes} process(es)",
+                    partial(measure_peer_drain, config, workdir, redis_url, progress, processes),
+                )
+                if drain is not None:
+                    report.drain.append(drain)
 
 
 def run(config: BenchConfig, console: Console) -> BenchReport:

@@ -53,9 +53,9 @@ class BenchConfig:
     drain_phases: tuple[int, ...] = (2, 3, 4, 5)
     #: A drain that has not completed every task by then is reported as failed.
     drain_timeout_seconds: float = 180.0
-    #: Drain the same tasks with Celery's prefork pool (2 processes) right after phase 5's
-    #: drains, when phase 5 is among ``drain_phases``: issue 7 measures phase 5 against it in
-    #: the same run (:mod:`bench.celery_peer`). ``--no-celery`` turns it off.
+    #: Drain the same tasks with Celery's prefork pool, with each count of ``drain_workers``,
+    #: right after phase 5's drains, when phase 5 is among ``drain_phases``: issue 7 measures
+    #: phase 5 against it in the same run (:mod:`bench.celery_peer`). ``--no-celery`` turns it off.
     celery: bool = True
     #: How often the drain counts completed rows in the database.
     drain_poll_seconds: float = 0.05

@@ -25,8 +25,6 @@ DRAIN_WORKERS = (1, 2)
 #: Phase 3 and phase 4 drained side by side: their ratio is what monitoring costs. Phase 5 brings
 #: Celery's drain with it (on by default), so the peer's machinery is smoke-tested too.
 DRAIN_PHASES = (3, 4, 5)
-#: Celery's prefork pool always drains with this many processes.
-CELERY_PROCESSES = 2
 #: A small table for part (c), yet deeper than the deepest offset the API accepts (10,000), so
 #: that every query has a page to read.
 LIST_ROWS = 12_000
@@ -120,19 +118,29 @@ def test_the_list_queries_are_timed_on_a_seeded_table(bench_run: tuple[subproces
 
 
 def test_celery_drains_the_same_tasks_beside_phase_5(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
-    """Celery's prefork pool completes every row, right after phase 5, and the ratio is printed and written."""
+    """Celery's prefork pool completes every row with each worker count, after phase 5; ratios printed and written."""
     completed, figures = bench_run
-    labels = [row["label"] for row in figures["drain"]]
-    assert labels[-1] == "Celery" and labels[-2] == "phase 5"
-    celery = figures["drain"][-1]
-    assert celery["system"] == "celery" and celery["phase"] is None and celery["workers"] == CELERY_PROCESSES
-    assert celery["completed"] == DRAIN_TASKS and celery["all_completed"] is True
-    assert celery["steady_tasks_per_second"] > 0
+    drains = [(row["label"], row["workers"]) for row in figures["drain"]]
+    assert drains[-4:] == [("phase 5", 1), ("phase 5", 2), ("Celery", 1), ("Celery", 2)]
+    for celery in figures["drain"][-2:]:
+        assert celery["system"] == "celery" and celery["phase"] is None
+        assert celery["completed"] == DRAIN_TASKS and celery["all_completed"] is True
+        assert celery["steady_tasks_per_second"] > 0
     assert set(figures["drain_ratios"]) == {
-        f"phase 5 ÷ {base}, {CELERY_PROCESSES} worker process(es), steady" for base in ("phase 4", "Celery")
-    } | {"phase 5 ÷ phase 4, 1 worker process(es), steady"}
+        f"phase 5 ÷ {base}, {workers} worker process(es), steady" for base in ("phase 4", "Celery") for workers in DRAIN_WORKERS
+    }
     assert all(value > 0 for value in figures["drain_ratios"].values())
     assert "phase 5 ÷ Celery" in completed.stdout
+
+
+def test_scaling_from_one_process_to_two_is_printed_for_phase_5_and_celery(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    """Issue 7's scaling target, with Celery's own scaling beside it: what the same machine allows."""
+    completed, figures = bench_run
+    assert {"phase 5", "Celery"} <= set(figures["drain_scaling"])
+    assert all(value > 0 for value in figures["drain_scaling"].values())
+    assert "steady scaling, 1 → 2 worker processes: phase 5" in " ".join(completed.stdout.split())
 
 
 def test_memory_is_sampled_beside_each_drain(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
