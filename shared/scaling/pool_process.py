@@ -21,7 +21,11 @@ DECLINED_OPTIONAL_IMPORTS: tuple[str, ...] = ("rich",)
 
 
 def decline_optional_imports() -> None:
-    """Make the optional imports above fail, unless this process already loaded them."""
+    """Make ``import rich`` (and any other name declined) raise ImportError in this process.
+
+    ``None`` in ``sys.modules`` is the import system's own "known to be missing" mark; typeshed
+    types the dict as modules only, hence the ignore. A module already loaded is left alone.
+    """
     for name in DECLINED_OPTIONAL_IMPORTS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
