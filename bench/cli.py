@@ -230,28 +230,27 @@ def run_drains(
     report: BenchReport, config: BenchConfig, console: Console, workdir: Path, redis_url: str, progress: Progress
 ) -> None:
     """Part (b): each phase with each worker count; Celery right after phase 5, so both meet the same machine load."""
+
+    def drain(who: str, what: str, measure: Callable[[], DrainResult]) -> None:
+        console.print(f"(b) drain: {config.drain_tasks} no-op tasks, {who} …")
+        result = attempt(report, console, what, measure)
+        if result is not None:
+            report.drain.append(result)
+
     for number in config.drain_phases:
         for workers in config.drain_workers:
-            console.print(f"(b) drain: {config.drain_tasks} no-op tasks, phase {number}, {workers} worker(s) …")
-            drain = attempt(
-                report,
-                console,
+            drain(
+                f"phase {number}, {workers} worker(s)",
                 f"phase {number} drain with {workers} worker(s)",
                 partial(measure_drain, number, workers, config, workdir, redis_url, progress),
             )
-            if drain is not None:
-                report.drain.append(drain)
         if number == CELERY_PEER_OF_PHASE and config.celery:
             for processes in config.drain_workers:
-                console.print(f"(b) drain: {config.drain_tasks} no-op tasks, Celery's prefork pool, {processes} process(es) …")
-                drain = attempt(
-                    report,
-                    console,
+                drain(
+                    f"Celery's prefork pool, {processes} process(es)",
                     f"Celery drain with {processes} process(es)",
                     partial(measure_peer_drain, config, workdir, redis_url, progress, processes),
                 )
-                if drain is not None:
-                    report.drain.append(drain)
 
 
 def run(config: BenchConfig, console: Console) -> BenchReport:
