@@ -74,7 +74,7 @@ docs: $(STAMP)
 	$(PY) -m tasklab_cli.listings --write
 
 clean:
-	rm -rf $(VENV) .pytest_cache tasklab.db tasklab.db-shm tasklab.db-wal
+	rm -rf $(VENV) .pytest_cache tasklab.db tasklab.db-shm tasklab.db-wal tasklab.db-writer-turn
 
 # Targets of their own files: the tutorial site (mk/docs.mk) and phase 6's Docker stack (mk/phase6.mk).
 -include mk/*.mk

@@ -4,7 +4,9 @@ Two facts shape this module:
 
 * Several processes (an API and N workers) write to one SQLite file. WAL mode lets readers
   run beside the one writer, and a busy timeout makes a writer wait for the lock instead of
-  failing at once with "database is locked".
+  failing at once with "database is locked". The writers of these engines also take turns
+  (:mod:`shared.writer_turns`), so one that waits starts microseconds after the writer ahead
+  of it commits, not after the milliseconds SQLite's busy handler sleeps.
 * RQ forks a child process (the "work horse") for every job. A connection pool copied across
   ``fork()`` shares sockets and file handles with the parent, and two processes talking over
   one connection corrupt each other. :func:`engine_for_this_process` hands every process its
@@ -24,6 +26,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from shared import models  # noqa: F401  (registers the table on SQLModel.metadata)
+from shared.writer_turns import TurnTakingConnection
 
 
 def is_sqlite(url: str) -> bool:
@@ -38,12 +41,14 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False) -> Engine:
+def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False, writer_turns: bool = True) -> Engine:
     """Build an engine tuned for the store behind ``url``.
 
     SQLite: WAL journal, a busy timeout and ``synchronous=NORMAL`` (durable at each checkpoint,
-    the usual pairing with WAL). PostgreSQL: ``pool_pre_ping`` so a connection the server closed
-    while idle is replaced instead of failing the next request.
+    the usual pairing with WAL); its writers take turns (:mod:`shared.writer_turns`, chapter 5)
+    unless ``writer_turns`` is false. PostgreSQL: ``pool_pre_ping`` so a connection the server closed while idle is
+    replaced instead of failing the next request; its writers wait for row locks, not a
+    database-wide one, so they take no turns.
     """
     url = normalize_url(url)
     if not is_sqlite(url):
@@ -54,8 +59,15 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = Fals
         echo=echo,
         # FastAPI runs sync endpoints in a thread pool: a connection may be used by another
         # thread than the one that opened it (one at a time, which is what the pool ensures).
-        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        connect_args={
+            "check_same_thread": False,
+            "timeout": busy_timeout_ms / 1000,
+            "factory": TurnTakingConnection if writer_turns else sqlite3.Connection,
+        },
     )
+    database_path = make_url(url).database or ""
+    # An in-memory database (or a URI filename, rare here) has no file to put the turn beside.
+    takes_turns = writer_turns and database_path not in ("", ":memory:") and not database_path.startswith("file:")
 
     @event.listens_for(engine, "connect")
     def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -64,6 +76,8 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = Fals
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        if takes_turns and isinstance(dbapi_connection, TurnTakingConnection):
+            dbapi_connection.use_turn_file(database_path, busy_timeout_ms / 1000)
 
     return engine
 

@@ -299,9 +299,11 @@ def make_sandbox(root: Path, directory: Path, *, copy: bool = False) -> None:
     ``.venv`` is mirrored one level deeper, with a fresh install stamp, so ``make`` uses the
     installed environment as it is instead of reinstalling it from the sandbox.
     """
-    state = shutil.ignore_patterns(*SANDBOX_SKIPS, "*.db", "*.db-wal", "*.db-shm", "__pycache__", ".env", "secrets")
+    state = shutil.ignore_patterns(
+        *SANDBOX_SKIPS, "*.db", "*.db-wal", "*.db-shm", "*.db-writer-turn", "__pycache__", ".env", "secrets"
+    )
     for entry in root.iterdir():
-        if entry.name in SANDBOX_SKIPS or entry.suffix in {".db", ".db-wal", ".db-shm"}:
+        if entry.name in SANDBOX_SKIPS or entry.suffix in {".db", ".db-wal", ".db-shm", ".db-writer-turn"}:
             continue
         if not copy:
             (directory / entry.name).symlink_to(entry)
