@@ -41,7 +41,9 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False, writer_turns: bool = True) -> Engine:
+def create_db_engine(
+    url: str, *, busy_timeout_ms: int = 5000, echo: bool = False, writer_turns: bool = True, sqlite_cache_kib: int | None = None
+) -> Engine:
     """Build an engine tuned for the store behind ``url``.
 
     SQLite: WAL journal, a busy timeout and ``synchronous=NORMAL`` (durable at each checkpoint,
@@ -49,6 +51,11 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = Fals
     unless ``writer_turns`` is false. PostgreSQL: ``pool_pre_ping`` so a connection the server closed while idle is
     replaced instead of failing the next request; its writers wait for row locks, not a
     database-wide one, so they take no turns.
+
+    ``sqlite_cache_kib`` caps each SQLite connection's page cache (SQLite's default is 2000 KiB,
+    filled as the file grows); ``None`` keeps the default. A process that reads a few rows by
+    key per unit of work (a pool process) needs little of it: the pages it misses come from the
+    operating system's cache, shared by every process.
     """
     url = normalize_url(url)
     if not is_sqlite(url):
@@ -75,6 +82,8 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, echo: bool = Fals
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if sqlite_cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{int(sqlite_cache_kib)}")  # negative: KiB, not pages
         cursor.close()
         if takes_turns and isinstance(dbapi_connection, TurnTakingConnection):
             dbapi_connection.use_turn_file(database_path, busy_timeout_ms / 1000)
@@ -105,7 +114,7 @@ def init_db(engine: Engine) -> None:
 _engines: dict[str, tuple[int, Engine]] = {}
 
 
-def engine_for_this_process(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+def engine_for_this_process(url: str, *, busy_timeout_ms: int = 5000, sqlite_cache_kib: int | None = None) -> Engine:
     """The engine of the current process for ``url``, safe to use after ``fork()``.
 
     The first call creates the engine. In a child forked after that (an RQ work horse), the
@@ -120,7 +129,7 @@ def engine_for_this_process(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     if engine is not None and owner_pid != pid:
         engine.dispose(close=False)
     if engine is None:
-        engine = create_db_engine(url, busy_timeout_ms=busy_timeout_ms)
+        engine = create_db_engine(url, busy_timeout_ms=busy_timeout_ms, sqlite_cache_kib=sqlite_cache_kib)
     _engines[url] = (pid, engine)
     return engine
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import os
 import signal
 import subprocess
@@ -69,6 +70,7 @@ from shared.recovery.events import TaskEvents
 from shared.recovery.worker import run_worker_loop, warm_engine
 from shared.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues, WithoutPerJobLines
 from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, lease_keeper, make_queues, worker_events, worker_settings
+from shared.scaling.pool_process import interpreter_options
 from shared.scaling.priorities import promote_overdue
 from shared.scaling.reconciler import build_reconciler
 from shared.scaling.settings import ScalingSettings
@@ -94,6 +96,11 @@ STOP_JOB_SIGNAL = signal.SIGUSR1
 HEARTBEAT_MIN_INTERVAL_SECONDS = 2.0
 #: Linux's prctl() option "send me this signal when my parent dies" (<linux/prctl.h>).
 PR_SET_PDEATHSIG = 1
+#: A pool process's SQLite page cache, per connection (SQLite's default: 2000 KiB). Its queries
+#: read a task by key; what they miss comes from the OS's cache (docs/benchmarks.md).
+POOL_SQLITE_CACHE_KIB = 256
+#: A pool process runs a full garbage collection after this many jobs (see PoolWorker.perform_job).
+FULL_COLLECTION_EVERY_JOBS = 100
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,6 +130,8 @@ class PoolWorker(OneTripBookkeeping, SimpleWorker):
     stop_requested = False
     #: The job :meth:`perform_job` is running, if any: only that job may be interrupted.
     performing_job_id: str | None = None
+    #: Jobs performed since the last full garbage collection.
+    jobs_since_collection = 0
 
     # -- cancelling a running task ---------------------------------------------------------------
     # The API cancels a running task by sending RQ's stop-job command. RQ's forking worker then
@@ -151,6 +160,21 @@ class PoolWorker(OneTripBookkeeping, SimpleWorker):
             return super().perform_job(job, queue, execution)
         finally:
             self.performing_job_id = None
+            self.collect_now_and_then()
+
+    def collect_now_and_then(self) -> None:
+        """A full collection every :data:`FULL_COLLECTION_EVERY_JOBS` jobs: it empties the interpreter's free lists.
+
+        CPython keeps freed tuples, lists, dicts and floats on free lists for reuse (up to 2000
+        tuples of each length), and only a full collection empties them. Left to itself, a pool
+        process runs one every thousand jobs or so, and its free lists fill up in between: about
+        1 MB. After :func:`gc.freeze` (at start-up, in :func:`run_pool_process`) a full
+        collection only looks at what the jobs created since, well under a millisecond.
+        """
+        self.jobs_since_collection += 1
+        if FULL_COLLECTION_EVERY_JOBS and self.jobs_since_collection >= FULL_COLLECTION_EVERY_JOBS:
+            self.jobs_since_collection = 0
+            gc.collect()
 
     # RQ's loop talks to Redis about the worker itself several times per job: a heartbeat
     # (3 commands) before the dequeue, after it and after the job, and its state ("idle") twice.
@@ -246,11 +270,17 @@ def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int
     # would live in this process's memory and die with it.
     use_directory(Path(directory), pool_process_identity)
     worker_events().metrics.initialize_series()
-    engine = engine_for_this_process(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+    engine = engine_for_this_process(
+        settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms, sqlite_cache_kib=POOL_SQLITE_CACHE_KIB
+    )
     warm_engine(engine)  # the job's SQL compiled once, before the first job instead of during it
     assert settings.redis_url, "main() checks REDIS_URL before starting a pool process"
     connection = Redis.from_url(settings.redis_url)
     log.info("pool process starting", worker=args.name, pid=os.getpid())
+    # What start-up built lives as long as the process: moved out of the collector's sight, so the
+    # full collections of PoolWorker.collect_now_and_then only scan what the jobs create.
+    gc.collect()
+    gc.freeze()
     try:
         return run_worker_loop(
             lambda: build_pool_worker(connection, settings, args.name),
@@ -595,9 +625,10 @@ def supervisor_identity() -> str:
     return f"supervisor-{os.getpid()}"
 
 
-def pool_process_command(slot: Slot, args: argparse.Namespace) -> list[str]:
+def pool_process_command(slot: Slot, args: argparse.Namespace, interpreter: list[str] | None = None) -> list[str]:
+    """The command line of one pool process; ``interpreter`` are Python's own options (``-OO``)."""
     # Not ``-m shared.scaling.pool``: the same main, minus imports a pool process does not need.
-    command = [sys.executable, "-m", "shared.scaling.pool_process", "--child", "--name", slot.name]
+    command = [sys.executable, *(interpreter or []), "-m", "shared.scaling.pool_process", "--child", "--name", slot.name]
     command += ["--log-level", args.log_level, "--parent", str(os.getpid())]
     return command + (["--burst"] if args.burst else [])
 
@@ -627,6 +658,7 @@ def run_supervisor(args: argparse.Namespace, settings: ScalingSettings) -> int:
     pool_name = args.name or settings.worker_name or uuid.uuid4().hex[:POOL_NAME_HEX_DIGITS]
     processes = args.processes or settings.pool_processes
     grace = settings.pool_grace_seconds if args.grace_seconds is None else args.grace_seconds
+    interpreter = interpreter_options(settings.pool_python_optimize)
     log.info(
         "pool starting",
         worker=pool_name,
@@ -634,7 +666,13 @@ def run_supervisor(args: argparse.Namespace, settings: ScalingSettings) -> int:
         queues=list(QUEUE_NAMES),
         metrics_port=args.metrics_port,
         metrics_dir=str(directories.own),
+        interpreter_options=interpreter,
     )
+    if settings.pool_python_optimize and not interpreter:
+        log.warning(
+            "pool processes start without -O: no optimized bytecode on disk (python -m compileall -o 2 writes it)",
+            worker=pool_name,
+        )
 
     stop_loops = threading.Event()  # set by the first signal: no more promotions or repairs
     stop_scheduler = threading.Event()  # set once the pool processes are gone: until then it holds
@@ -655,7 +693,7 @@ def run_supervisor(args: argparse.Namespace, settings: ScalingSettings) -> int:
     supervisor = Supervisor(
         pool_name,
         processes,
-        lambda slot: pool_process_command(slot, args),
+        lambda slot: pool_process_command(slot, args, interpreter),
         burst=args.burst,
         grace_seconds=grace,
         backoff_cap_seconds=settings.pool_restart_backoff_max_seconds,

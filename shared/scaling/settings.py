@@ -11,6 +11,8 @@
 |                               |                       | keeps dying at start                              |
 | ``STATUS_CACHE_TTL_SECONDS``  | ``3600``              | how long a finished task stays in the Redis cache |
 | ``SUBMIT_BATCH_MAX``          | ``256``               | most submits the API stores in one transaction    |
+| ``POOL_PYTHON_OPTIMIZE``      | ``2``                 | pool processes run ``python -OO`` (2), ``-O`` (1) |
+|                               |                       | or neither (0); see ``shared/scaling/pool_process.py`` |
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ class ScalingSettings(MonitoringSettings):
     aging_interval_seconds: float = Field(default=0.5, gt=0, description="How often the pool promotes jobs that waited too long.")
     pool_processes: int = Field(default=2, ge=1, le=64, description="Worker processes in the pool.")
     pool_grace_seconds: float = Field(default=30.0, ge=0, description="On SIGTERM: how long running attempts may take to finish.")
+    pool_python_optimize: int = Field(
+        default=2,
+        ge=0,
+        le=2,
+        description="Pool processes run python -OO (2: no docstrings, no asserts, 5 MB less each), -O (1) or neither (0).",
+    )
     pool_restart_backoff_max_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait before restarting a process that keeps dying right after it starts."
     )

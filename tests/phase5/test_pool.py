@@ -7,6 +7,7 @@ signals, and every wait is a bounded poll on the task store, the process table o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from shared.redis_server import free_port
 from shared.scaling.pool import Slot, pool_process_command, restart_delay
+from shared.scaling.pool_process import interpreter_options, optimized_bytecode_on_disk
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes
 from tests.support import sample, scrape, submit, wait_for, wait_for_status
@@ -235,24 +237,52 @@ def test_a_second_signal_stops_at_once(client: httpx.Client, pools: PoolFactory,
     assert (stopped["status"], stopped["error"]) == ("retrying", "WorkerStopped: pool stopped during attempt 1")
 
 
-def test_a_pool_process_never_imports_rich() -> None:
-    """structlog imports rich whenever it can; a pool process is one of N, so it declines it."""
-    command = pool_process_command(Slot("lean-1"), argparse.Namespace(log_level="INFO", burst=False))
-    assert command[1] == "-m"
-    # The module the supervisor starts, asked only for --help: every import happens, no job runs.
+def modules_a_pool_process_loads(interpreter: list[str]) -> set[str]:
+    """Every module the pool process's entry point imports, asked only for --help: no job runs."""
+    command = pool_process_command(Slot("lean-1"), argparse.Namespace(log_level="INFO", burst=False), interpreter)
+    module = command[command.index("-m") + 1]
     probe = "\n".join(
         [
             "import runpy, sys",
             "sys.argv[1:] = ['--help']",
             "try:",
-            f"    runpy.run_module({command[2]!r}, run_name='__main__')",
+            f"    runpy.run_module({module!r}, run_name='__main__')",
             "except SystemExit:",
             "    pass",
             "print('LOADED', *(name for name, module in sys.modules.items() if module is not None))",
+            "print('OPTIMIZE', sys.flags.optimize)",
         ]
     )
-    started = subprocess.run([command[0], "-c", probe], capture_output=True, text=True, timeout=60)
+    started = subprocess.run([command[0], *interpreter, "-c", probe], capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr[-2000:]
-    loaded = set(started.stdout.rpartition("LOADED")[2].split())
+    loaded_line, _, optimize = started.stdout.rpartition("LOADED")[2].partition("OPTIMIZE")
+    assert int(optimize) == len(interpreter[0]) - 1 if interpreter else int(optimize) == 0
+    return set(loaded_line.split())
+
+
+def test_a_pool_process_never_imports_rich_or_greenlet() -> None:
+    """structlog imports rich and greenlet whenever it can; a pool process is one of N, so it declines both."""
+    loaded = modules_a_pool_process_loads([])
     assert {"structlog", "redis", "rq", "sqlmodel"} <= loaded
-    assert not {"rich", "pygments"} & loaded
+    assert not {"rich", "pygments", "greenlet"} & loaded
+
+
+def test_a_sqlite_pool_process_does_not_load_the_postgresql_dialect() -> None:
+    """The partial index's PostgreSQL option is attached when the index is created, not at import."""
+    assert "sqlalchemy.dialects.postgresql" not in modules_a_pool_process_loads([])
+
+
+def test_pool_processes_run_python_oo_when_its_bytecode_is_installed() -> None:
+    """``make install`` compiles the ``-OO`` bytecode; the supervisor then starts its processes with it."""
+    assert optimized_bytecode_on_disk(2), "make install writes the .opt-2.pyc files"
+    assert interpreter_options(2) == ["-OO"]
+    assert interpreter_options(0) == []
+    command = pool_process_command(Slot("lean-1"), argparse.Namespace(log_level="INFO", burst=False), ["-OO"])
+    assert command[1:4] == ["-OO", "-m", "shared.scaling.pool_process"]
+    assert {"structlog", "redis", "rq", "sqlmodel"} <= modules_a_pool_process_loads(["-OO"])
+
+
+def test_without_optimized_bytecode_pool_processes_start_without_o(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiling every module from source at each start would cost more than -OO saves."""
+    monkeypatch.setattr(importlib.util, "cache_from_source", lambda path, optimization=None: "/nonexistent.pyc")
+    assert interpreter_options(2) == []
