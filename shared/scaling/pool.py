@@ -97,7 +97,7 @@ HEARTBEAT_MIN_INTERVAL_SECONDS = 2.0
 #: Linux's prctl() option "send me this signal when my parent dies" (<linux/prctl.h>).
 PR_SET_PDEATHSIG = 1
 #: A pool process's SQLite page cache, per connection (SQLite's default: 2000 KiB). Its queries
-#: read a task by key; what they miss comes from the OS's cache (docs/benchmarks.md).
+#: read a task by key; what they miss comes from the OS's cache (docs/05-scaling.md).
 POOL_SQLITE_CACHE_KIB = 256
 #: A pool process runs a full garbage collection after this many jobs (see PoolWorker.perform_job).
 FULL_COLLECTION_EVERY_JOBS = 100
@@ -169,7 +169,8 @@ class PoolWorker(OneTripBookkeeping, SimpleWorker):
         tuples of each length), and only a full collection empties them. Left to itself, a pool
         process runs one every thousand jobs or so, and its free lists fill up in between: about
         1 MB. After :func:`gc.freeze` (at start-up, in :func:`run_pool_process`) a full
-        collection only looks at what the jobs created since, well under a millisecond.
+        collection only looks at what the jobs created since: 0.08 ms, where the same collection
+        over everything the imports built takes 18 ms.
         """
         self.jobs_since_collection += 1
         if FULL_COLLECTION_EVERY_JOBS and self.jobs_since_collection >= FULL_COLLECTION_EVERY_JOBS:

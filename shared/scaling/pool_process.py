@@ -20,7 +20,7 @@ And a pool process runs ``python -OO`` (``POOL_PYTHON_OPTIMIZE``, 2 by default):
 docstrings of every module it imports (SQLAlchemy's alone are megabytes) and without ``assert``
 statements, which no code may rely on (Python's ``-O`` exists). About 5 MB less per process. It
 pays only when the optimized bytecode (``*.opt-2.pyc``) is on disk: without it every start
-compiles each module from source, which costs memory and a second of CPU. ``make install``
+compiles each module from source, which costs more memory than it saves, and start-up time. ``make install``
 and the image's build write it (``python -m compileall -o 2``); where it is missing, the
 supervisor starts its pool processes without the option (:func:`interpreter_options`).
 """
