@@ -23,9 +23,9 @@ connections of one process hold separate turns (``flock`` locks belong to an ope
 each connection opens its own), and the kernel gives a turn back when its process dies.
 
 A blocking ``flock`` (sleep in the kernel until the holder unlocks) was measured too: it took
-back most of the gain (two pool processes 1.45–1.48× one, against 1.65–1.76× asking again, in
-runs of the same hour). Asking again costs a system call per try and no sleep longer than the
-wait it replaces.
+back most of the gain (two pool processes 1.45–1.48× one, against 1.75–1.76× asking again, in
+runs of the same hour). Asking again costs a system call per try, and its first sleeps are
+tens of microseconds, not SQLite's milliseconds.
 """
 
 from __future__ import annotations
