@@ -2,7 +2,8 @@
 
 Absolute figures mean nothing without them: the same code on a laptop and on a loaded 2-core
 CI runner differs several times over. The load average before and after the run says whether
-something else competed for the CPU while it ran.
+something else competed for the CPU while it ran; the process wake-up time says whether the
+machine (often a virtual one) makes every round trip between two processes dear.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 
 import redis
+
+from bench.wakeup import wakeup_fact
 
 PACKAGES = (
     "fastapi",
@@ -84,6 +87,7 @@ def machine_facts(redis_url: str | None, workdir: Path) -> dict[str, str]:
         "database": f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL), fresh file per measurement in {workdir}",
         "redis": redis_version(redis_url),
         "packages": package_versions(),
+        "process wake-up": wakeup_fact(),
         "load average at start (1/5/15 min)": load_average(),
         "argv": " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
     }
