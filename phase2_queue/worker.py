@@ -18,6 +18,11 @@ from rq.serializers import JSONSerializer
 from phase2_queue.jobs import QUEUE_NAME, make_queue, worker_settings
 from shared.db import engine_for_this_process, init_db
 from shared.execution import compile_job_statements
+from shared.worker_pubsub import PromptPubSubWorker
+
+
+class QueueWorker(PromptPubSubWorker, Worker):
+    """RQ's forking worker, whose command thread lets it exit at once (:mod:`shared.worker_pubsub`)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
 
     connection = Redis.from_url(settings.redis_url)
-    worker = Worker(
+    worker = QueueWorker(
         [make_queue(connection)],
         connection=connection,
         serializer=JSONSerializer,

@@ -39,6 +39,7 @@ from shared.db import init_db
 from shared.execution import compile_job_statements
 from shared.models import Task, TaskStatus
 from shared.recovery.events import NO_EVENTS, TaskEvents
+from shared.worker_pubsub import PromptPubSubWorker
 
 log = logging.getLogger("shared.recovery.worker")
 
@@ -46,8 +47,9 @@ log = logging.getLogger("shared.recovery.worker")
 HorseKilledHandler = Callable[[Job, int, int, struct_rusage], None]
 
 
-class TaskWorker(Worker):
-    """RQ's forking worker, plus a public record of whether it was asked to stop.
+class TaskWorker(PromptPubSubWorker, Worker):
+    """RQ's forking worker, plus a public record of whether it was asked to stop (and a command
+    thread that lets it exit at once, :mod:`shared.worker_pubsub`).
 
     RQ's loop also ends when it loses Redis; :func:`run_worker_loop` then starts a new loop, but
     must not when the loop ended because of SIGTERM or Ctrl-C.

@@ -74,6 +74,7 @@ from shared.scaling.pool_process import interpreter_options
 from shared.scaling.priorities import promote_overdue
 from shared.scaling.reconciler import build_reconciler
 from shared.scaling.settings import ScalingSettings
+from shared.worker_pubsub import PromptPubSubWorker
 
 log = get_logger("shared.scaling.pool")
 
@@ -116,8 +117,9 @@ class AttemptStopped(BaseException):
     """
 
 
-class PoolWorker(OneTripBookkeeping, SimpleWorker):
-    """RQ's SimpleWorker (each job runs here, no fork), with the task's log context bound.
+class PoolWorker(PromptPubSubWorker, OneTripBookkeeping, SimpleWorker):
+    """RQ's SimpleWorker (each job runs here, no fork), with the task's log context bound, and a
+    command thread that lets it exit at once (:mod:`shared.worker_pubsub`).
 
     Its Redis bookkeeping per job is RQ's, sent in fewer round trips (:mod:`shared.scaling.bookkeeping`).
 
