@@ -3,8 +3,10 @@
 #
 #   make demo            phase 5 end to end: Redis, the API, a 3-process pool, 500 tasks of random
 #                        priorities, live per level and per process (PHASE=2..4: that phase's demo)
-#   make test            the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set);
-#                        installs Debian's prometheus and chromium first if they are missing
+#   make test            the whole suite, in parallel (JOBS=2 processes; PostgreSQL too when
+#                        TEST_DATABASE_URL is set); PHASE=N: only the tests that run against phase N
+#   make test-tools      the tests of the tools around the phases: docs, bench, the CLIs
+#   make test-slow       the fault runs sized beyond the point (200 tasks, 10 kills): CI runs them
 #   make run PHASE=2     one phase's API (and WORKERS=1 workers) on PORT=8000; Ctrl-C stops all
 #   make bench           throughput and latency figures, as ratios to a baseline; writes
 #                        docs/data/bench.json and the plots docs/img/bench-*.png
@@ -14,6 +16,7 @@
 #   make compose-test    phase 6 on a private Docker engine: build, run, verify, faults (root)
 #   make compose-up      phase 6's stack for a user (docker compose; make compose-env first)
 #   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
+#   make install-all     every extra at once (bench, docs, browser), as CI and make lint use them
 
 PYTHON ?= python3
 VENV   := .venv
@@ -23,20 +26,31 @@ PHASE  ?= 2
 WORKERS ?= 1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+#: Test processes (pytest-xdist). Tests mostly wait on the servers and workers they start, so two
+#: of them keep a 2-core machine busy without starving the processes under test.
+JOBS   ?= 2
+#: make test PHASE=N: only that phase's tests (the folder's, the contract suite's and the suites
+#: parametrized over phases, for N). PHASE only selects when given on the command line, since
+#: make run's default (2) must not narrow the whole suite.
+TEST_SELECTION := $(if $(filter command line,$(origin PHASE)),--phase $(PHASE))
+#: Parallel, grouped so that the tests sharing a module's servers run in one process (tests/conftest.py).
+PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 
 #: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser).
 SYSTEM_PACKAGES := prometheus chromium
 SYSTEM_COMMANDS := prometheus promtool chromium
 
-.PHONY: help install system-deps demo test run bench docs clean
+.PHONY: help install install-all system-deps demo test test-tools test-slow run bench docs clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
+# The runtime and the test tools only; each extra comes with the target that needs it.
 $(STAMP): pyproject.toml
+	@$(PYTHON) tasklab_cli/preflight.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,docs,bench]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	@# The bytecode of `python -OO`, which phase 5's pool processes run (5 MB less each): without
 	@# it each of them compiles every module from source. The standard library's is written
 	@# where it is writable (Python's own `make install` already wrote it in most installs).
@@ -45,6 +59,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+#: One stamp per extra: `make bench` brings Celery and matplotlib, `make site` mkdocs, and the
+#: browser tests Playwright (make install-all, as CI does; Chromium itself is Debian's).
+EXTRA_STAMP = $(VENV)/.extra-$(1)
+$(VENV)/.extra-%: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,$*]'
+	@touch $@
+
+install-all: $(call EXTRA_STAMP,bench) $(call EXTRA_STAMP,docs) $(call EXTRA_STAMP,browser)
 
 demo: $(STAMP)
 	@if [ "$(origin PHASE)" = "command line" ] && [ "$(PHASE)" != 5 ]; then \
@@ -62,8 +85,16 @@ system-deps:
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
-test: $(STAMP) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Nothing but Python: a test that drives Prometheus, Chromium or an extra not installed is skipped
+# with a hint (TASKLAB_REQUIRE_TOOLS=1 turns those skips into failures, as in CI).
+test: $(STAMP)
+	$(PYTEST) $(TEST_SELECTION) -m 'not slow' $(PYTEST_ARGS)
+
+test-tools: $(STAMP)
+	$(PYTEST) --phase tools -m 'not slow' $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PYTEST) $(TEST_SELECTION) -m slow $(PYTEST_ARGS)
 
 run: $(STAMP)
 	$(PY) -m tasklab_cli.run --phase $(PHASE) --workers $(WORKERS) --port $(PORT)
@@ -71,7 +102,7 @@ run: $(STAMP)
 #: Where make bench keeps the figures of its last run; the chapters embed the plots drawn from them.
 BENCH_JSON := docs/data/bench.json
 
-bench: $(STAMP)
+bench: $(call EXTRA_STAMP,bench)
 	$(PY) -m bench --json $(BENCH_JSON)
 	$(PY) -m bench.plots $(BENCH_JSON) --out docs/img
 

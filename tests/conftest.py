@@ -5,6 +5,11 @@
 * ``database_url``: a fresh SQLite file per test module, and, when ``TEST_DATABASE_URL`` is
   set, the same tests again on PostgreSQL (ids ``[sqlite]`` and ``[postgresql]``).
 * ``phase_env``: the environment a phase's processes run with (time scaled to 0).
+
+The suite runs in parallel (pytest-xdist, ``make test``): each xdist worker is a pytest session of
+its own, so it starts its own Redis and makes its own SQLite files, and on PostgreSQL it gets a
+database of its own (``test_gw0``, ``test_gw1`` …), created here at its start and dropped at its
+end. ``--phase N`` keeps the tests that run against phase N (``tests/selection.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +20,75 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from shared.db import create_db_engine, init_db
 from shared.redis_server import PrivateRedis
+from tests import parallel, selection
 
 BACKENDS = ["sqlite", "postgresql"]
+#: Where CI (and a contributor) names the PostgreSQL database the tests may drop tables in.
+POSTGRES_VARIABLE = "TEST_DATABASE_URL"
+#: The URL the run was given, kept while a worker's own database stands in for it.
+_SHARED_POSTGRES = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=selection.CHOICES,
+        help="only the tests that run against phase N (make test PHASE=N), or 'tools' for the docs, bench and cli tests",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    # Before every other plugin: xdist reads the groups, pytest orders the tests by their fixtures.
+    selection.deselect(config, items, config.getoption("--phase"))
+    parallel.group_for_xdist(items)
+    yield
+    # After them all: the longest units first, or one of them may start last.
+    parallel.longest_first(items)
+
+
+def _postgres_admin(url: str) -> Engine:
+    # CREATE and DROP DATABASE cannot run inside a transaction.
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Give this xdist worker a PostgreSQL database of its own, so parallel tests never drop each other's tables.
+
+    ``TEST_DATABASE_URL`` is rewritten for the session, so everything that reads it (the fixtures
+    below, ``bench``'s PostgreSQL parts started as subprocesses) uses the worker's database.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = os.environ.get(POSTGRES_VARIABLE)
+    if not worker or not base:
+        return
+    url = make_url(base)
+    own = url.set(database=f"{url.database}_{worker}")
+    admin = _postgres_admin(base)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)'))  # left by a killed run
+        connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+    admin.dispose()
+    session.config.stash[_SHARED_POSTGRES] = base
+    os.environ[POSTGRES_VARIABLE] = own.render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    base = session.config.stash.get(_SHARED_POSTGRES, None)
+    if base is None:
+        return
+    own = make_url(os.environ[POSTGRES_VARIABLE]).database
+    os.environ[POSTGRES_VARIABLE] = base
+    admin = _postgres_admin(base)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +112,7 @@ def redis_client(redis_server: PrivateRedis) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql" and not os.environ.get("TEST_DATABASE_URL"):
+    if request.param == "postgresql" and not os.environ.get(POSTGRES_VARIABLE):
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL run skipped")
     return str(request.param)
 
@@ -58,7 +124,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         path: Path = tmp_path_factory.mktemp("db") / "tasks.db"
         yield f"sqlite:///{path}"
         return
-    url = os.environ["TEST_DATABASE_URL"]
+    url = os.environ[POSTGRES_VARIABLE]
     engine = create_db_engine(url)
     SQLModel.metadata.drop_all(engine)  # a schema left by an older run must not leak in
     engine.dispose()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from shared.tasks import CATALOG
 from tasklab_cli.processes import Phase
+from tests.tools import require_chromium
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 T = TypeVar("T")
 
@@ -108,8 +112,6 @@ def sample(metrics_text: str, name: str, **labels: str) -> float:
 # ----------------------------------------------------------------------------------------------
 # The real browser of the browser tests (the phase 4 dashboard, /docs offline)
 
-#: Debian's Chromium: Playwright drives it, since `playwright install` cannot download here.
-CHROMIUM = Path("/usr/bin/chromium")
 #: Headless as root, and nothing that would reach for the network on its own.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -120,3 +122,16 @@ CHROMIUM_ARGS = [
 ]
 #: The only hosts a page under test may load anything from: the app itself.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (``playwright install`` cannot download a
+    browser here). Without Chromium or Playwright the test is skipped with a hint, and fails in CI."""
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright  # only where the browser extra is installed
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.tools import require_module
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Three phases drain with 1 and 2 workers, then Celery: about a minute on a quiet machine, up to
 #: three on a 2-core one busy with other tests. A hang guard, not a speed check.
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS + 30)
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """One quick run of the whole benchmark in its own process, as ``make bench`` would run it."""
+    require_module("celery", "bench")  # phase 5's drain brings Celery's beside it
     json_path = tmp_path_factory.mktemp("bench") / "figures.json"
     command = [
         sys.executable, "-m", "bench", "--quick",

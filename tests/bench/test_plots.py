@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.plots import draw
+from tests.tools import require_module
+
+require_module("matplotlib", "bench")  # the plots come with make bench's extra: skipped without it
+
+from bench.plots import draw  # noqa: E402  (only once matplotlib is known to be there)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MACHINE = {"date": "2026-11-26 05:00 UTC", "cpu": "AMD EPYC", "cores": "2 usable (2 present): shared with the client"}

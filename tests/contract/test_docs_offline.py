@@ -11,13 +11,20 @@ is on the page and that the console stays clean.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tasklab_cli.processes import PHASES, start_api
-from tests.support import CHROMIUM, CHROMIUM_ARGS, LOOPBACK_HOSTS
+from tests.support import LOOPBACK_HOSTS, chromium_browser
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Route
+
+#: The browser first: without Chromium the module is skipped (failed in CI) before a server starts.
+pytestmark = pytest.mark.usefixtures("browser")
 
 #: How long a page may take to render its operations (the Swagger UI bundle is 1.5 MB of JavaScript).
 RENDER_TIMEOUT_MS = 20_000
@@ -25,11 +32,6 @@ RENDER_TIMEOUT_MS = 20_000
 #: no option to turn it off. Offline the image fails and ReDoc hides it; nothing else depends on it.
 #: It is the one request allowed to try to leave the machine, and only on /redoc.
 REDOC_VENDOR_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
-
-try:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
-except ImportError:  # pragma: no cover - the dev extra installs it
-    pytest.fail("playwright is not installed: pip install -e '.[dev]'", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +42,8 @@ def backend() -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        # A failure, not a skip: a suite that silently stops checking the docs proves nothing.
-        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's Chromium (apt-get install chromium)", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module", params=sorted(PHASES), ids=lambda n: f"phase{n}")

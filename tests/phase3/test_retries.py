@@ -49,7 +49,6 @@ def watch_attempts(
     return wait_for(ended, timeout=timeout, interval=0.02, message=f"task {task_id} to end"), first_seen, states
 
 
-@pytest.mark.slow
 def test_flaky_task_completes_on_attempt_k_plus_1_after_backoff_waits(client: httpx.Client, workers: WorkerFactory) -> None:
     """fail_times=2: attempts 1 and 2 fail, attempt 3 succeeds, after waits of about 2 s and then 4 s."""
     workers()
@@ -69,7 +68,6 @@ def test_flaky_task_completes_on_attempt_k_plus_1_after_backoff_waits(client: ht
     assert "TransientTaskError: flaky: attempt 1 fails on purpose" in retrying[0]["error"]
 
 
-@pytest.mark.slow
 def test_transient_errors_past_the_last_attempt_end_failed_with_the_last_error(
     client: httpx.Client, workers: WorkerFactory
 ) -> None:
@@ -106,7 +104,6 @@ def test_a_task_over_its_time_limit_is_stopped_and_fails_saying_so(client: httpx
     assert done["result"] is None
 
 
-@pytest.mark.slow
 def test_a_waiting_retry_is_scheduled_in_redis_and_leaves_the_worker_free(
     client: httpx.Client, workers: WorkerFactory, redis_client: Any, queue_name: str
 ) -> None:

@@ -22,8 +22,9 @@ from tasklab_cli.processes import (
     start_api,
     start_worker,
 )
-from tasklab_cli.prometheus import PrivatePrometheus, find_binary
+from tasklab_cli.prometheus import PrivatePrometheus
 from tests.phase3.conftest import FAST_RECOVERY
+from tests.tools import PROMETHEUS_INSTALL, require_binary
 
 PHASE4 = PHASES[4]
 
@@ -85,11 +86,14 @@ def workers(env: dict[str, str]) -> Iterator[WorkerFactory]:
 
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
-    """Fail, not skip, without Prometheus: CI installs it, and a skipped proof proves nothing."""
-    try:
-        return find_binary("prometheus")
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc))
+    """Debian's Prometheus: skipped with a hint without it, a failure in CI (``tests/tools.py``)."""
+    return require_binary("prometheus", PROMETHEUS_INSTALL)
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> str:
+    """Prometheus' own linter of the exposition format, shipped in the same Debian package."""
+    return require_binary("promtool", PROMETHEUS_INSTALL)
 
 
 def start_prometheus(api: ApiProcess, workers: list[MonitoredWorker]) -> PrivatePrometheus:

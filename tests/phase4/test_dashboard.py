@@ -6,8 +6,8 @@ task, draws the throughput chart, logs no error in the console, and loads nothin
 but the API's (every other request is aborted and recorded: the page must work offline).
 
 Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright; ``playwright install``
-cannot download a browser here. Without it the test fails and says how to install it: a
-skipped browser test proves nothing.
+cannot download a browser here. Without it the test is skipped with a line saying what to
+install, and fails instead in CI (``TASKLAB_REQUIRE_TOOLS=1``, see ``tests/tools.py``).
 """
 
 from __future__ import annotations
@@ -16,19 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Route,
-    sync_playwright,
-)
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -39,7 +31,13 @@ from shared.tasks import TaskType
 from tasklab_cli.processes import ApiProcess
 from tests.phase4.conftest import WorkerFactory
 from tests.phase4.history import seed_last_hour
-from tests.support import CHROMIUM, CHROMIUM_ARGS, LOOPBACK_HOSTS, submit, wait_for, wait_for_status
+from tests.support import LOOPBACK_HOSTS, chromium_browser, submit, wait_for, wait_for_status
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
+
+#: The browser first: without Chromium the module is skipped (failed in CI) before a server starts.
+pytestmark = pytest.mark.usefixtures("browser")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "docs" / "img" / "phase4-dashboard.png"
@@ -55,12 +53,8 @@ STATUSES = [status.value for status in TaskStatus] + ["total"]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: the dashboard test needs Debian's Chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @dataclass

@@ -18,7 +18,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tasklab_cli.processes import ApiProcess, start_api
-from tasklab_cli.prometheus import find_binary
 from tests.phase3.conftest import crash
 from tests.phase4.conftest import (
     PHASE4,
@@ -53,7 +52,9 @@ def all_finished(client: httpx.Client, total: int) -> bool:
 # The exposition format
 
 
-def test_promtool_accepts_the_api_and_the_worker_metrics(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
+def test_promtool_accepts_the_api_and_the_worker_metrics(
+    promtool_binary: str, client: httpx.Client, api: ApiProcess, workers: WorkerFactory
+) -> None:
     worker = workers()
     # Every kind of sample: completed and failed tasks, a retry, histograms, HTTP metrics.
     for task_type, payload in [
@@ -65,7 +66,7 @@ def test_promtool_accepts_the_api_and_the_worker_metrics(client: httpx.Client, a
         wait_for_status(client, submit(client, task_type, payload)["id"])
 
     for url in (f"{api.base_url}/metrics", worker.metrics_url):
-        checked = subprocess.run([find_binary("promtool"), "check", "metrics"], input=scrape(url).encode(), capture_output=True)
+        checked = subprocess.run([promtool_binary, "check", "metrics"], input=scrape(url).encode(), capture_output=True)
         assert checked.returncode == 0, f"{url}: {checked.stdout.decode()}{checked.stderr.decode()}"
 
 
@@ -172,7 +173,6 @@ def fresh_client(fresh_api: ApiProcess) -> Iterator[httpx.Client]:
         yield http
 
 
-@pytest.mark.slow
 def test_prometheus_sum_of_completed_equals_the_database_for_200_tasks(
     fresh_client: httpx.Client,
     fresh_api: ApiProcess,
@@ -198,7 +198,6 @@ def test_prometheus_sum_of_completed_equals_the_database_for_200_tasks(
     assert completed_rows(empty_store) == 200
 
 
-@pytest.mark.slow
 def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_mid_run(
     fresh_client: httpx.Client,
     fresh_api: ApiProcess,

@@ -104,7 +104,6 @@ def database_status(engine: Engine, task_id: str) -> str:
         return str(task.status)
 
 
-@pytest.mark.slow
 def test_no_read_is_ever_older_than_the_database_over_500_lifecycles(
     client: httpx.Client, pool: ManagedProcess, empty_store: Engine
 ) -> None:

@@ -86,7 +86,6 @@ def workers_of_tasks(engine: Engine) -> set[str]:
 # Supervision
 
 
-@pytest.mark.slow
 def test_a_killed_pool_process_is_replaced_within_a_second_and_its_task_completes(
     client: httpx.Client, pools: PoolFactory
 ) -> None:
@@ -117,7 +116,6 @@ def test_a_process_that_keeps_dying_at_start_is_restarted_later_and_later() -> N
     assert waits == [0.0, 0.5, 1.0, 2.0, 3.0, 3.0]
 
 
-@pytest.mark.slow
 def test_three_processes_share_300_tasks(
     client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis, db_engine: Engine
 ) -> None:
@@ -132,7 +130,6 @@ def test_three_processes_share_300_tasks(
     assert workers_of_tasks(db_engine) == {"trio-1", "trio-2", "trio-3"}
 
 
-@pytest.mark.slow
 def test_the_pool_metrics_port_exports_every_process_count(
     client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis
 ) -> None:
@@ -152,7 +149,6 @@ def test_the_pool_metrics_port_exports_every_process_count(
     assert sample(scrape(url), "tasklab_tasks_finished_total", outcome="completed") == 40
 
 
-@pytest.mark.slow
 def test_retries_are_scheduled_by_the_supervisor_and_no_process_forks_one(client: httpx.Client, pools: PoolFactory) -> None:
     """RQ's scheduler runs once, in the supervisor: no pool process forks a scheduler of its own.
 
@@ -168,7 +164,6 @@ def test_retries_are_scheduled_by_the_supervisor_and_no_process_forks_one(client
     assert len(processes) == 2, [process.cmdline() for process in processes]
 
 
-@pytest.mark.slow
 def test_burst_exits_0_once_the_queues_are_empty(client: httpx.Client, pools: PoolFactory) -> None:
     tasks = [submit(client, "noop", priority=priority) for priority in (1, 3, 5) * 5]
 
@@ -183,7 +178,6 @@ def test_burst_exits_0_once_the_queues_are_empty(client: httpx.Client, pools: Po
 # Stopping
 
 
-@pytest.mark.slow
 def test_sigterm_lets_a_running_attempt_finish_within_the_grace(client: httpx.Client, pools: PoolFactory) -> None:
     pool = pools("--processes", "1", "--grace-seconds", "20", extra_env=TWO_SECOND_TASKS)
     task = submit(client, *SUMMARY)
@@ -198,7 +192,6 @@ def test_sigterm_lets_a_running_attempt_finish_within_the_grace(client: httpx.Cl
     assert took < 10, "it waited for the attempt, not for the whole grace"
 
 
-@pytest.mark.slow
 def test_sigterm_during_100_tasks_exits_within_the_grace_and_a_restart_completes_them(
     client: httpx.Client, pools: PoolFactory
 ) -> None:
@@ -219,7 +212,6 @@ def test_sigterm_during_100_tasks_exits_within_the_grace_and_a_restart_completes
     wait_for(lambda: all_completed(client, len(tasks)), timeout=60, message="every task completed after the restart")
 
 
-@pytest.mark.slow
 def test_a_second_signal_stops_at_once(client: httpx.Client, pools: PoolFactory, redis_client: redis.Redis) -> None:
     pool = pools("--processes", "1", "--name", "impatient", "--grace-seconds", "60", extra_env=LONG_TASKS)
     task = submit(client, *SUMMARY)
