@@ -92,6 +92,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
+def machine_turns(tmp_path_factory: pytest.TempPathFactory) -> parallel.MachineTurns:
+    """The lock files, in the folder every xdist process of this run keeps its temporary files under."""
+    base = tmp_path_factory.getbasetemp()
+    return parallel.MachineTurns((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "machine-turns")
+
+
+@pytest.fixture(autouse=True)
+def machine_turn(request: pytest.FixtureRequest, machine_turns: parallel.MachineTurns) -> Iterator[None]:
+    """Every test holds the machine shared; one marked ``alone`` holds it by itself (tests/parallel.py)."""
+    with machine_turns.alone() if request.node.get_closest_marker("alone") else machine_turns.shared():
+        yield
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[PrivateRedis]:
     server = PrivateRedis().start()
     yield server

@@ -10,9 +10,17 @@ together.
 
 xdist hands units out in collection order (``--no-loadscope-reorder``): the longest units go
 first, so that no long one starts last while the other process sits idle.
+
+A test that asserts a timing bound is marked ``alone``: it runs while no other test does
+(:class:`MachineTurns`), so a busy neighbour can never make it fail.
 """
 
 from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +66,45 @@ def group_for_xdist(items: list[pytest.Item]) -> None:
 def longest_first(items: list[pytest.Item]) -> None:
     """Put the longest units first (after pytest's own ordering, which a stable sort otherwise keeps)."""
     items.sort(key=rank)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests with a timing bound run alone
+
+
+class MachineTurns:
+    """A readers–writer lock over the xdist processes, made of two ``flock`` files in a shared folder.
+
+    A test marked ``alone`` (it asserts a timing bound, such as "answers within 2 s") must not share
+    the 2 cores with another test: it takes the machine (``room``, exclusive) while every other test
+    holds it shared, so it starts once the other process's current test has ended, and the other
+    process waits until it is done. The ``turnstile`` keeps a waiting ``alone`` test from being
+    overtaken forever by the other process's stream of shared turns.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._turnstile = (folder / "turnstile.lock").open("a")
+        self._room = (folder / "room.lock").open("a")
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        fcntl.flock(self._turnstile, fcntl.LOCK_EX)
+        fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+        fcntl.flock(self._room, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._room, fcntl.LOCK_UN)
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        fcntl.flock(self._turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._room, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._room, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(self._turnstile, fcntl.LOCK_UN)

@@ -139,6 +139,7 @@ def api_on_own_redis(phase_env: dict[str, str], own_redis: PrivateRedis, empty_s
     server.stop()
 
 
+@pytest.mark.alone  # a timing bound
 def test_redis_down_answers_503_within_2_seconds_and_leaves_nothing_pending(
     api_on_own_redis: httpx.Client, own_redis: PrivateRedis
 ) -> None:

@@ -86,6 +86,7 @@ def workers_of_tasks(engine: Engine) -> set[str]:
 # Supervision
 
 
+@pytest.mark.alone  # a timing bound
 def test_a_killed_pool_process_is_replaced_within_a_second_and_its_task_completes(
     client: httpx.Client, pools: PoolFactory
 ) -> None:
@@ -178,6 +179,7 @@ def test_burst_exits_0_once_the_queues_are_empty(client: httpx.Client, pools: Po
 # Stopping
 
 
+@pytest.mark.alone  # a timing bound
 def test_sigterm_lets_a_running_attempt_finish_within_the_grace(client: httpx.Client, pools: PoolFactory) -> None:
     pool = pools("--processes", "1", "--grace-seconds", "20", extra_env=TWO_SECOND_TASKS)
     task = submit(client, *SUMMARY)

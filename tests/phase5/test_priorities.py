@@ -118,6 +118,7 @@ def test_a_backlog_starts_in_priority_order_fifo_within_a_level(client: httpx.Cl
     assert [task["id"] for task in order] == [task["id"] for task in expected]
 
 
+@pytest.mark.alone  # a timing bound
 def test_a_priority_1_task_starts_within_its_bound_under_a_stream_of_priority_5(client: httpx.Client, pools: PoolFactory) -> None:
     """The pool stays saturated by priority-5 work; the priority-1 task must not wait for ever."""
     bound = 2.0

@@ -41,16 +41,17 @@ def worker(redis_server: PrivateRedis) -> Iterator[CommandRecordingWorker]:
 
 def test_unsubscribe_returns_at_once_when_the_thread_already_went_back_to_waiting(worker: CommandRecordingWorker) -> None:
     assert worker.pubsub is not None
-    worker.pubsub.unsubscribe()  # the thread reads this reply and waits again: the race, on purpose
+    worker.pubsub.unsubscribe()  # type: ignore[no-untyped-call]  # the thread reads this reply and waits again: the race
     wait_for(lambda: not worker.pubsub.subscribed if worker.pubsub else True, timeout=5, message="the reply read by the thread")
 
     began = time.monotonic()
-    worker.unsubscribe()
+    worker.unsubscribe()  # type: ignore[no-untyped-call]  # unannotated in RQ
     took = time.monotonic() - began
 
     # RQ's own wait makes this about 60 s; ours ends within one short wait (plus a loaded machine's slack).
     assert took < PUBSUB_WAIT_SECONDS + 5, f"unsubscribe took {took:.1f} s"
-    assert worker.pubsub_thread is not None and not worker.pubsub_thread.is_alive()
+    thread: Any = worker.pubsub_thread  # RQ declares it None; it is redis-py's PubSubWorkerThread
+    assert not thread.is_alive()
 
 
 def test_a_command_still_arrives_as_soon_as_it_is_published(worker: CommandRecordingWorker, redis_server: PrivateRedis) -> None:
@@ -61,5 +62,5 @@ def test_a_command_still_arrives_as_soon_as_it_is_published(worker: CommandRecor
 
     wait_for(lambda: worker.received, timeout=5, message="the command handled")
     assert worker.received[0]["data"] in (b'{"command": "shutdown"}', '{"command": "shutdown"}')
-    worker.unsubscribe()
+    worker.unsubscribe()  # type: ignore[no-untyped-call]  # unannotated in RQ
     publisher.close()

@@ -105,6 +105,7 @@ def test_a_rollback_gives_the_turn_back(engine: Engine, database: Path) -> None:
     assert count(engine) == 0
 
 
+@pytest.mark.alone  # a timing bound
 def test_a_read_takes_no_turn(engine: Engine, database: Path) -> None:
     with turn_held_elsewhere(database):
         started = time.monotonic()
@@ -112,6 +113,7 @@ def test_a_read_takes_no_turn(engine: Engine, database: Path) -> None:
         assert time.monotonic() - started < PROMPT_SECONDS
 
 
+@pytest.mark.alone  # a timing bound
 def test_a_writer_waits_for_the_turn_and_writes_once_it_is_given_back(engine: Engine, database: Path) -> None:
     written = threading.Event()
 
@@ -128,6 +130,7 @@ def test_a_writer_waits_for_the_turn_and_writes_once_it_is_given_back(engine: En
     assert count(engine) == 1
 
 
+@pytest.mark.alone  # a timing bound
 def test_a_turn_not_given_back_within_the_busy_timeout_does_not_stop_a_write(database: Path) -> None:
     # The holder has the turn but not SQLite's lock: after the busy timeout, SQLite decides.
     engine = create_db_engine(f"sqlite:///{database}", busy_timeout_ms=300)
