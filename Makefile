@@ -60,6 +60,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+comma := ,
 #: One stamp per extra: `make bench` brings Celery and matplotlib, `make site` mkdocs, and the
 #: browser tests Playwright (make install-all, as CI does; Chromium itself is Debian's).
 EXTRA_STAMP = $(VENV)/.extra-$(1)
@@ -67,7 +68,13 @@ $(VENV)/.extra-%: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,$*]'
 	@touch $@
 
-install-all: $(call EXTRA_STAMP,bench) $(call EXTRA_STAMP,docs) $(call EXTRA_STAMP,browser)
+# Every extra in one pip run (one resolve, one editable build), then each extra's stamp.
+EXTRAS := bench docs browser
+$(VENV)/.extras-all: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,$(subst $(eval) ,$(comma),$(EXTRAS))]'
+	@touch $(foreach extra,$(EXTRAS),$(call EXTRA_STAMP,$(extra))) $@
+
+install-all: $(VENV)/.extras-all
 
 demo: $(STAMP)
 	@if [ "$(origin PHASE)" = "command line" ] && [ "$(PHASE)" != 5 ]; then \

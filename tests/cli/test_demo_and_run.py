@@ -121,3 +121,31 @@ def test_phase_5_demo_runs_500_tasks_on_3_processes_and_higher_levels_wait_less(
     assert mean_waits[5] < mean_waits[1]
     shares = re.search(r"tasks per pool process: (.*)", result.stdout)
     assert shares is not None and len(shares.group(1).split(",")) == 3
+
+
+def test_the_phase_5_demo_keeps_its_tasks_in_database_url_for_manage_db(tmp_path: Path) -> None:
+    """With ``DATABASE_URL`` set, the demo works on that store, and ``manage_db show`` lists its tasks after."""
+    database_url = f"sqlite:///{tmp_path / 'mine.db'}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "METRICS_DIR")} | {"DATABASE_URL": database_url}
+
+    demo = subprocess.run(
+        [sys.executable, "-m", "phase5_scaling.demo", "--tasks", "12", "--workers", "1", "--time-scale", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    shown = subprocess.run(
+        [sys.executable, "-m", "tasklab_cli.manage_db", "show", "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert f"database {database_url}" in demo.stdout.replace("\n", "")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert shown.stdout.count("completed") == 12, shown.stdout
