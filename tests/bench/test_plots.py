@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.tools import require_module
 
-require_module("matplotlib", "bench")  # the plots come with make bench's extra: skipped without it
+Draw = Callable[[Path, Path], list[Path]]
 
-from bench.plots import draw  # noqa: E402  (only once matplotlib is known to be there)
+
+@pytest.fixture
+def draw() -> Draw:
+    """``bench.plots.draw``, where make bench's extra (matplotlib) is installed: skipped without it."""
+    require_module("matplotlib", "bench")
+    from bench.plots import draw as draw_figures
+
+    return draw_figures
+
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MACHINE = {"date": "2026-11-26 05:00 UTC", "cpu": "AMD EPYC", "cores": "2 usable (2 present): shared with the client"}
@@ -30,7 +41,7 @@ def write(tmp_path: Path, figures: dict[str, Any]) -> Path:
     return path
 
 
-def test_a_full_run_gives_the_submit_and_the_drain_figure_as_png_files(tmp_path: Path) -> None:
+def test_a_full_run_gives_the_submit_and_the_drain_figure_as_png_files(tmp_path: Path, draw: Draw) -> None:
     figures = write(
         tmp_path,
         {
@@ -47,7 +58,7 @@ def test_a_full_run_gives_the_submit_and_the_drain_figure_as_png_files(tmp_path:
     assert all(path.read_bytes().startswith(PNG_SIGNATURE) for path in written)
 
 
-def test_a_run_without_drains_draws_no_drain_figure(tmp_path: Path) -> None:
+def test_a_run_without_drains_draws_no_drain_figure(tmp_path: Path, draw: Draw) -> None:
     figures = write(tmp_path, {"submit": [submit_row(5, "POST /tasks", 400)], "drain": []})
 
     written = draw(figures, tmp_path / "img")
