@@ -26,8 +26,8 @@ PHASE  ?= 2
 WORKERS ?= 1
 PORT   ?= 8000
 PYTEST_ARGS ?=
-#: Test processes (pytest-xdist). Tests mostly wait on the servers and workers they start, so two
-#: of them keep a 2-core machine busy without starving the processes under test.
+#: Test processes (pytest-xdist): two keep a 2-core machine busy (three measured no faster, the
+#: servers and workers the tests start need the cores too).
 JOBS   ?= 2
 #: make test PHASE=N: only that phase's tests (the folder's, the contract suite's and the suites
 #: parametrized over phases, for N). PHASE only selects when given on the command line, since
@@ -61,7 +61,6 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-comma := ,
 #: One stamp per extra: `make bench` brings Celery and matplotlib, `make site` mkdocs, and the
 #: browser tests Playwright (make install-all, as CI does; Chromium itself is Debian's).
 EXTRA_STAMP = $(VENV)/.extra-$(1)
@@ -70,10 +69,9 @@ $(VENV)/.extra-%: $(STAMP)
 	@touch $@
 
 # Every extra in one pip run (one resolve, one editable build), then each extra's stamp.
-EXTRAS := bench docs browser
 $(VENV)/.extras-all: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,$(subst $(eval) ,$(comma),$(EXTRAS))]'
-	@touch $(foreach extra,$(EXTRAS),$(call EXTRA_STAMP,$(extra))) $@
+	$(PY) -m pip install --quiet -e '.[dev,bench,docs,browser]'
+	@touch $(call EXTRA_STAMP,bench) $(call EXTRA_STAMP,docs) $(call EXTRA_STAMP,browser) $@
 
 install-all: $(VENV)/.extras-all
 
