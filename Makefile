@@ -33,9 +33,9 @@ JOBS   ?= 2
 #: parametrized over phases, for N). PHASE only selects when given on the command line, since
 #: make run's default (2) must not narrow the whole suite.
 TEST_SELECTION := $(if $(filter command line,$(origin PHASE)),--phase $(PHASE))
-#: Parallel, a module and the phase and database it runs against in one process, the longest
-#: first (tests/parallel.py).
-PYTEST := $(PY) -m pytest -n $(JOBS) --no-loadscope-reorder
+#: Parallel, the longest modules first (tests/parallel.py, which also says why the grouping marks
+#: do not group under pytest 9).
+PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 
 #: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser).
 SYSTEM_PACKAGES := prometheus chromium

@@ -45,17 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    # Before every other plugin: xdist reads the groups, pytest orders the tests by their fixtures.
     selection.deselect(config, items, config.getoption("--phase"))
+    parallel.group_for_xdist(items)
     yield
-    # After every other plugin (pytest orders the tests by their fixtures): the longest units
-    # first, or one of them may start last.
+    # After them all: the longest units first, or one of them may start last.
     parallel.longest_first(items)
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, called only where it runs
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """A module and the phase and database it runs against go to one process (tests/parallel.py)."""
-    return parallel.unit_scheduling(config, log)
 
 
 def _postgres_admin(url: str) -> Engine:

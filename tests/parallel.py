@@ -3,12 +3,14 @@
 Most modules start real servers in module-scoped fixtures (a phase's API, its workers, a browser).
 Split a module's tests across processes and each process starts those servers again; keep a whole
 module in one process and the biggest module decides the wall time. So the unit of work is a
-module *and* the phase and database it runs against (the parameters of the module- and
-session-scoped fixtures, which every test id of this suite spells ``phaseN`` and ``sqlite`` or
-``postgresql``): the contract suite on phase 3 with SQLite is one unit, on phase 4 with PostgreSQL
-another, and each can go to either process. :func:`unit_scheduling` is xdist's scope scheduler
-with that unit. (xdist's own ``--dist loadgroup`` marks cannot do it here: with pytest 9 the group
-it appends to a test's id is lost, and every test becomes a unit of its own.)
+module *and* the module- or session-scoped parameters it runs with: the contract suite on phase 3
+with SQLite is one unit, on phase 4 with PostgreSQL another, and each can go to either process.
+Every test gets an ``xdist_group`` mark naming its unit, meant for ``--dist loadgroup``.
+Known limit: with pytest 9.2 and xdist 3.8 the mark has no effect (xdist appends the group to
+``item._nodeid``, which pytest 9 no longer reads), so xdist hands out tests one by one and a
+module's servers may start in both processes. Every figure in the README and the chapters was
+measured that way. A scheduler of our own (``pytest_xdist_make_scheduler``) was tried and taken
+back: it needs a green PostgreSQL run first.
 
 xdist hands units out in collection order (``--no-loadscope-reorder``): the longest units go
 first, so that no long one starts last while the other process sits idle.
@@ -20,15 +22,14 @@ A test that asserts a timing bound is marked ``alone``: it runs while no other t
 from __future__ import annotations
 
 import fcntl
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-#: The words of a test id that name what its shared fixtures were set up for.
-SHARED_PARAMETER = re.compile(r"^(?:phase\d|sqlite|postgresql)$")
+#: The scopes whose fixtures a unit's tests share: tests that share such a parameter stay together.
+SHARED_SCOPES = frozenset({"module", "package", "session"})
 
 #: Modules whose units take minutes rather than seconds, longest first (from --durations on the
 #: 2-core machines): handed out before everything else.
@@ -40,28 +41,30 @@ LONGEST_FIRST = (
 )
 
 
-def unit_of(nodeid: str) -> str:
-    """``tests/contract/test_contract.py[sqlite-phase3]`` for every contract test on phase 3 with SQLite."""
-    path, _, rest = nodeid.partition("::")
-    parameters = rest[rest.index("[") + 1 : -1].split("-") if rest.endswith("]") and "[" in rest else []
-    shared = [word for word in parameters if SHARED_PARAMETER.match(word)]
-    return f"{path}[{'-'.join(shared)}]" if shared else path
-
-
-def unit_scheduling(config: pytest.Config, log: object) -> object:
-    """xdist's scope scheduling, a scope being :func:`unit_of` a test (xdist is imported only where it runs)."""
-    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]  # no type hints
-
-    class UnitScheduling(LoadScopeScheduling):  # type: ignore[misc]  # an untyped base
-        def _split_scope(self, nodeid: str) -> str:
-            return unit_of(nodeid)
-
-    return UnitScheduling(config, log)
+def unit_of(item: pytest.Item) -> str:
+    """The module of ``item`` and its values of the parameters of shared fixtures."""
+    path = item.nodeid.split("::", 1)[0]
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or not isinstance(item, pytest.Function):
+        return path
+    definitions = item._fixtureinfo.name2fixturedefs  # pytest keeps each fixture's scope here
+    shared = [
+        f"{name}={callspec.indices[name]}"
+        for name in sorted(callspec.params)
+        if name in definitions and definitions[name][-1].scope in SHARED_SCOPES
+    ]
+    return "|".join([path, *shared])
 
 
 def rank(item: pytest.Item) -> int:
     path = item.nodeid.split("::", 1)[0]
     return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def group_for_xdist(items: list[pytest.Item]) -> None:
+    """Mark each item with its unit (before xdist reads the marks)."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit_of(item)))
 
 
 def longest_first(items: list[pytest.Item]) -> None:
