@@ -20,17 +20,16 @@ def answers(url: str) -> bool:
     return httpx.get(url, timeout=2).status_code == 200
 
 
+def run_module(module: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` as a reader types it, with its output captured."""
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
 def test_demo_completes_every_task_type_with_the_documented_result(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
 
-    result = subprocess.run(
-        [sys.executable, "-m", "tasklab_cli.demo", "--per-type", "1", "--time-scale", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
+    result = run_module("tasklab_cli.demo", "--per-type", "1", "--time-scale", "0", env=env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every task completed with the documented result" in result.stdout
@@ -105,14 +104,7 @@ def test_run_phase_4_prints_the_dashboard_and_every_metrics_endpoint(tmp_path: P
 def test_phase_5_demo_runs_500_tasks_on_3_processes_and_higher_levels_wait_less(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "METRICS_DIR")}
 
-    result = subprocess.run(
-        [sys.executable, "-m", "phase5_scaling.demo", "--tasks", "500", "--workers", "3"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=tmp_path,
-    )
+    result = run_module("phase5_scaling.demo", "--tasks", "500", "--workers", "3", env=env, cwd=tmp_path, timeout=180)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every task completed" in result.stdout
@@ -128,22 +120,8 @@ def test_the_phase_5_demo_keeps_its_tasks_in_database_url_for_manage_db(tmp_path
     database_url = f"sqlite:///{tmp_path / 'mine.db'}"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "METRICS_DIR")} | {"DATABASE_URL": database_url}
 
-    demo = subprocess.run(
-        [sys.executable, "-m", "phase5_scaling.demo", "--tasks", "12", "--workers", "1", "--time-scale", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
-    shown = subprocess.run(
-        [sys.executable, "-m", "tasklab_cli.manage_db", "show", "20"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-    )
+    demo = run_module("phase5_scaling.demo", "--tasks", "12", "--workers", "1", "--time-scale", "0", env=env, cwd=tmp_path)
+    shown = run_module("tasklab_cli.manage_db", "show", "20", env=env, cwd=tmp_path)
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert f"database {database_url}" in demo.stdout.replace("\n", "")
