@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml
 	@# The bytecode of `python -OO`, which phase 5's pool processes run (5 MB less each): without
 	@# it each of them compiles every module from source. The standard library's is written
 	@# where it is writable (Python's own `make install` already wrote it in most installs).
-	$(PY) -m compileall -q -o 2 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') shared >/dev/null
+	$(PY) -m compileall -q -o 2 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') shared phase5_scaling phase6_docker >/dev/null
 	@$(PY) -m compileall -q -o 2 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])') >/dev/null 2>&1 || true
 	@touch $(STAMP)
 

@@ -5,17 +5,17 @@ Issue 7 asks phase 5's pool to drain at least as fast as Celery's prefork pool w
 means something if the two sides differ in the queue machinery alone, so every other choice here
 copies what the tasklab drain does (:mod:`bench.drain`):
 
-* **Same attempt.** The task calls :func:`shared.execution.execute_task`, the attempt phases 1
+* **Same attempt.** The task calls :func:`phase5_scaling.execution.execute_task`, the attempt phases 1
   and 2 run: claim the row (``pending → running``: status, ``started_at``, ``attempts + 1``,
   ``worker``) and get its type and payload with it, run the catalog's ``noop`` handler through
   :func:`shared.tasks.run_task`, then ``running → completed`` (status, result, ``completed_at``).
   Two UPDATE statements, each its own commit, each a compare-and-set on the status
-  (:mod:`shared.transitions`). Phase 5's attempt claims and completes through the very same
-  functions (:func:`shared.execution.claim_task`, :func:`shared.transitions.mark_completed`),
+  (:mod:`phase5_scaling.transitions`). Phase 5's attempt claims and completes through the very same
+  functions (:func:`phase5_scaling.execution.claim_task`, :func:`phase5_scaling.transitions.mark_completed`),
   so whatever makes those writes cheaper serves both sides alike; phase 5's lease, metrics and
   log lines are tasklab's own cost, not added here.
 * **Same database.** A fresh SQLite file in WAL mode with a busy timeout, through the engine
-  factory every tasklab process uses (:func:`shared.db.engine_for_this_process`, which also
+  factory every tasklab process uses (:func:`phase5_scaling.db.engine_for_this_process`, which also
   keeps a forked pool child off its parent's connections).
 * **Same queue, already full.** The rows are created as the API creates them (a ``TaskCreate``
   validated into a ``Task``) and one message per task, carrying only the task id as JSON, is
@@ -50,8 +50,8 @@ from sqlmodel import Session
 from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.drain import DrainResult, time_drain
 from bench.memory import classify_celery
-from shared.db import create_db_engine, engine_for_this_process, init_db
-from shared.execution import execute_task
+from phase5_scaling.db import create_db_engine, engine_for_this_process, init_db
+from phase5_scaling.execution import execute_task
 from shared.models import Task, TaskCreate
 from tasklab_cli.processes import ManagedProcess
 

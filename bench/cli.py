@@ -40,7 +40,7 @@ from bench.machine import load_average, machine_facts
 from bench.report import BenchReport, print_report, write_json
 from bench.stats_query import measure_stats_query
 from bench.submit import measure_phase
-from shared.monitoring.stats import parse_window
+from phase5_scaling.monitoring.stats import parse_window
 from shared.redis_server import PrivateRedis
 from tasklab_cli.processes import PHASES
 

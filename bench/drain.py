@@ -42,7 +42,7 @@ from sqlmodel import Session, col, select
 from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.load import run_load
 from bench.memory import Classifier, MemoryResult, MemorySampler, classify_pool, classify_rq_worker
-from shared.db import create_db_engine
+from phase5_scaling.db import create_db_engine
 from shared.models import Task, TaskStatus
 from tasklab_cli.processes import PHASES, ManagedProcess, start_api, start_worker
 

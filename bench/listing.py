@@ -5,7 +5,7 @@ One measurement per database (SQLite, and PostgreSQL when a URL is given):
 1. a task table of N rows, seeded in bulk (:mod:`bench.task_table`) with every index the
    application declares: SQLite in a fresh file of the work folder, PostgreSQL in a schema of
    its own (``tasklab_bench``), created for the run and dropped after it;
-2. each list query of :data:`LIST_QUERIES` runs through :func:`shared.store.list_tasks`, the
+2. each list query of :data:`LIST_QUERIES` runs through :func:`phase5_scaling.store.list_tasks`, the
    function behind the route (the page and its count, ORM objects included, no HTTP), a few times
    to warm the caches and then ``--list-repeats`` times measured; median and p95 are reported.
 
@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from bench import timing
 from bench.config import BenchConfig
 from bench.task_table import scratch_engine, seed_tasks
-from shared import store
+from phase5_scaling import store
 from shared.models import Task, TaskStatus
 from shared.tasks import TaskType
 

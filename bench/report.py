@@ -402,7 +402,7 @@ def monitoring_overhead(report: BenchReport) -> dict[str, float]:
 def listing_table(report: BenchReport) -> Table:
     rows = report.listing[0].rows if report.listing else 0
     table = Table(
-        title=f"(c) GET /tasks on {rows:,} tasks · shared.store.list_tasks (page of 20 + its count), no HTTP · "
+        title=f"(c) GET /tasks on {rows:,} tasks · phase5_scaling.store.list_tasks (page of 20 + its count), no HTTP · "
         f"{report.config.list_repeats} runs per query",
         title_justify="left",
     )
@@ -429,7 +429,7 @@ def listing_table(report: BenchReport) -> Table:
 def stats_query_table(report: BenchReport) -> Table:
     rows = report.stats_query[0].rows if report.stats_query else 0
     table = Table(
-        title=f"(d) GET /stats on {rows:,} tasks · shared.monitoring.stats.collect_stats (SQL + Redis + model), no HTTP · "
+        title=f"(d) GET /stats on {rows:,} tasks · monitoring.stats.collect_stats (SQL + Redis + model), no HTTP · "
         f"{report.config.stats_repeats} runs per window",
         title_justify="left",
     )

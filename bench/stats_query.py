@@ -7,7 +7,7 @@ given):
 1. a task table of N rows, seeded in bulk by :mod:`bench.task_table` with every index the
    application declares: SQLite in a fresh file of the work folder, PostgreSQL in a schema of
    its own (``tasklab_bench_stats``), created for the run and dropped after it;
-2. :func:`shared.monitoring.stats.collect_stats`, the function behind the route (every SQL
+2. :func:`phase5_scaling.monitoring.stats.collect_stats`, the function behind the route (every SQL
    query, the Redis reads of queue depth and workers, the response model; no HTTP), runs a few
    times to warm the caches, then ``--stats-repeats`` times measured, for each window of
    ``--stats-windows``; median and p95 are reported.
@@ -38,8 +38,8 @@ from sqlmodel import Session, select
 from bench import timing
 from bench.config import BenchConfig
 from bench.task_table import scratch_engine, seed_tasks
+from phase5_scaling.monitoring.stats import collect_stats, parse_window
 from shared.models import Task
-from shared.monitoring.stats import collect_stats, parse_window
 
 #: The PostgreSQL schema the seeded table lives in: never the application's own tables, and not
 #: part (c)'s either, so the two parts can run in one invocation.

@@ -33,7 +33,7 @@ from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.floor_app import FLOOR_PATH, VALIDATE_PATH
 from bench.load import LoadSample, run_load
 from phase2_queue.jobs import make_queue
-from shared.db import create_db_engine
+from phase5_scaling.db import create_db_engine
 from shared.models import Task, TaskStatus
 from tasklab_cli.processes import PHASES, Phase, start_api
 

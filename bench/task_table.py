@@ -26,7 +26,7 @@ from sqlalchemy import Index, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
-from shared.db import create_db_engine, init_db
+from phase5_scaling.db import create_db_engine, init_db
 from shared.models import Task, TaskStatus
 from shared.tasks import TaskType
 

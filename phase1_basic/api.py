@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request, Response, status
 
-from shared import store
-from shared.db import create_db_engine, init_db
-from shared.execution import execute_task
 from shared.models import TaskCreate, TaskRead
 from shared.settings import load_settings
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app
+
+from . import store
+from .db import create_db_engine, init_db
+from .execution import execute_task
+from .web import ERROR_RESPONSES, SessionDep, create_base_app
 
 
 @asynccontextmanager

@@ -14,11 +14,12 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from redis.exceptions import RedisError
 
-from phase2_queue.jobs import enqueue_task, make_queue
-from shared import store, transitions
 from shared.models import TaskCreate, TaskRead
 from shared.settings import load_settings
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
+
+from . import store, transitions
+from .jobs import enqueue_task, make_queue
+from .web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
 
 #: Settings, database, Redis and queue are opened when the server starts, never at import.
 lifespan = queue_lifespan(load_settings, make_queue)

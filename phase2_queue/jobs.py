@@ -16,9 +16,10 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.db import engine_for_this_process
-from shared.execution import execute_task
 from shared.settings import Settings, load_settings
+
+from .db import engine_for_this_process
+from .execution import execute_task
 
 #: Each phase has its own queue names, so several phases can share one Redis safely.
 QUEUE_NAME = "phase2:tasks"

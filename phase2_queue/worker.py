@@ -15,14 +15,14 @@ from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from phase2_queue.jobs import QUEUE_NAME, make_queue, worker_settings
-from shared.db import engine_for_this_process, init_db
-from shared.execution import compile_job_statements
-from shared.worker_pubsub import PromptPubSubWorker
+from .db import engine_for_this_process, init_db
+from .execution import compile_job_statements
+from .jobs import QUEUE_NAME, make_queue, worker_settings
+from .worker_pubsub import PromptPubSubWorker
 
 
 class QueueWorker(PromptPubSubWorker, Worker):
-    """RQ's forking worker, whose command thread lets it exit at once (:mod:`shared.worker_pubsub`)."""
+    """RQ's forking worker, whose command thread lets it exit at once (:mod:`worker_pubsub`)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

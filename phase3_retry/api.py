@@ -31,11 +31,12 @@ from rq.serializers import JSONSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from phase3_retry.jobs import enqueue_task, make_queue
-from shared import store, transitions
 from shared.models import Task, TaskCreate, TaskRead
-from shared.recovery.settings import load_settings
-from shared.web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
+
+from . import store, transitions
+from .jobs import enqueue_task, make_queue
+from .recovery.settings import load_settings
+from .web import ERROR_RESPONSES, SessionDep, create_base_app, queue_lifespan, readiness_router
 
 log = logging.getLogger(__name__)
 

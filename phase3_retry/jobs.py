@@ -4,8 +4,8 @@ As in phase 2, a job carries only the task id, as JSON, and the database stays t
 source of truth. What is new is everything around the attempt: RQ's ``Retry`` with backoff
 waits, a time limit per task type, a lease that reveals a dead attempt in seconds, and the
 decision "retry or dead letter" when an attempt fails. That machinery is
-:func:`shared.recovery.attempts.run_attempt`: phases 4 to 6 run it unchanged, so it lives in
-``shared/recovery/`` and this module only names the queue and the job.
+:func:`recovery.attempts.run_attempt`: phases 4 to 6 run it unchanged, so it lives in
+``recovery/`` and this module only names the queue and the job.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.db import engine_for_this_process
 from shared.models import Task
-from shared.recovery.attempts import enqueue_attempt, run_attempt
-from shared.recovery.settings import RecoverySettings, load_settings
+
+from .db import engine_for_this_process
+from .recovery.attempts import enqueue_attempt, run_attempt
+from .recovery.settings import RecoverySettings, load_settings
 
 #: Each phase has its own queue names, so several phases can share one Redis safely.
 QUEUE_NAME = "phase3:tasks"

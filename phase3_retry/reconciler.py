@@ -1,7 +1,7 @@
 """``python -m phase3_retry.reconciler``: the reconciler, on phase 3's queue.
 
-The reconciler itself (:class:`shared.recovery.reconciler.Reconciler`) is phase 3's lesson and
-every later phase runs it unchanged, so it lives in ``shared/recovery/``. What is phase 3's own
+The reconciler itself (:class:`recovery.reconciler.Reconciler`) is phase 3's lesson and
+every later phase runs it unchanged, so it lives in ``recovery/``. What is phase 3's own
 is only this wiring: which queue it watches, and which job it enqueues a repaired task as.
 """
 
@@ -12,9 +12,9 @@ import sys
 from redis import Redis
 from sqlalchemy.engine import Engine
 
-from phase3_retry.jobs import enqueue_task, make_queue
-from shared.recovery.reconciler import Reconciler, run_reconciler
-from shared.recovery.settings import RecoverySettings
+from .jobs import enqueue_task, make_queue
+from .recovery.reconciler import Reconciler, run_reconciler
+from .recovery.settings import RecoverySettings
 
 
 def build_reconciler(engine: Engine, connection: Redis, settings: RecoverySettings, name: str) -> Reconciler:

@@ -5,13 +5,13 @@ Compared with phase 2, the worker
 * runs RQ's scheduler (``with_scheduler=True``): a retry waiting out its backoff sits in RQ's
   ScheduledJobRegistry, and only a scheduler moves it back to the queue;
 * repairs the task row when its work horse is killed mid-attempt
-  (:func:`shared.recovery.worker.crashed_attempt_handler`);
+  (:func:`recovery.worker.crashed_attempt_handler`);
 * runs the reconciler (:mod:`phase3_retry.reconciler`) as a child process, so every worker
   also repairs what crashed workers and a wiped Redis left behind;
 * shortens RQ's maintenance and monitoring intervals (600 s and 30 s by default), and keeps
   reconnecting when Redis goes away instead of exiting.
 
-The machinery is in :mod:`shared.recovery.worker`, kept unchanged by phases 4 to 6; this module
+The machinery is in :mod:`recovery.worker`, kept unchanged by phases 4 to 6; this module
 builds phase 3's worker from it.
 
 Importing :mod:`phase3_retry.jobs` at the top loads the task catalog, SQLModel and SQLAlchemy
@@ -31,10 +31,10 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 from sqlalchemy.engine import Engine
 
-from phase3_retry.jobs import QUEUE_NAME, make_queue, worker_settings
-from shared.db import engine_for_this_process
-from shared.recovery.settings import RecoverySettings
-from shared.recovery.worker import TaskWorker, crashed_attempt_handler, run_worker_loop, start_reconciler, warm_engine
+from .db import engine_for_this_process
+from .jobs import QUEUE_NAME, make_queue, worker_settings
+from .recovery.settings import RecoverySettings
+from .recovery.worker import TaskWorker, crashed_attempt_handler, run_worker_loop, start_reconciler, warm_engine
 
 
 def build_worker(connection: Redis, engine: Engine, settings: RecoverySettings, name: str | None) -> TaskWorker:
@@ -100,7 +100,7 @@ def configure_logging(level: str) -> None:
     """Show this phase's own log lines, and the recovery machinery's (RQ configures its loggers itself, in ``work()``)."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"))
-    for package_name in ("phase3_retry", "shared.recovery"):
+    for package_name in ("phase3_retry",):  # its recovery/ modules log under phase3_retry.recovery
         package = logging.getLogger(package_name)
         package.addHandler(handler)
         package.setLevel(level.upper())

@@ -2,7 +2,7 @@
 
 The routes and everything that observes them (metrics, request ids, structured logs, ``/stats``,
 the dashboard) are what phase 4 teaches and phases 5 and 6 keep, so they live in
-:mod:`shared.monitoring.api`; chapter 4 walks through them there. This module wires them to
+:mod:`monitoring.api`; chapter 4 walks through them there. This module wires them to
 phase 4's single queue.
 """
 
@@ -15,10 +15,11 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from phase4_monitoring.jobs import enqueue_task, make_queue
 from shared.models import Task
-from shared.monitoring.api import create_monitored_app, monitored_lifespan
-from shared.monitoring.settings import MonitoringSettings, load_settings
+
+from .jobs import enqueue_task, make_queue
+from .monitoring.api import create_monitored_app, monitored_lifespan
+from .monitoring.settings import MonitoringSettings, load_settings
 
 
 def make_queues(connection: Redis) -> list[Queue]:

@@ -1,8 +1,8 @@
 """The job the phase 4 worker runs: phase 3's attempt, observed.
 
-The attempt itself is unchanged (:func:`shared.recovery.attempts.run_attempt`: claim, lease,
+The attempt itself is unchanged (:func:`recovery.attempts.run_attempt`: claim, lease,
 handler, retry or dead letter). What phase 4 adds is the listener it runs with,
-:class:`~shared.monitoring.events.MonitoringEvents`: each transition the attempt makes is
+:class:`~monitoring.events.MonitoringEvents`: each transition the attempt makes is
 counted in the metrics files the worker exports, and logged with the task's context.
 """
 
@@ -16,12 +16,13 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.db import engine_for_this_process
 from shared.models import Task
-from shared.monitoring.events import MonitoringEvents
-from shared.monitoring.metrics import TaskMetrics
-from shared.monitoring.settings import MonitoringSettings, load_settings
-from shared.recovery.attempts import enqueue_attempt, run_attempt
+
+from .db import engine_for_this_process
+from .monitoring.events import MonitoringEvents
+from .monitoring.metrics import TaskMetrics
+from .monitoring.settings import MonitoringSettings, load_settings
+from .recovery.attempts import enqueue_attempt, run_attempt
 
 #: Each phase has its own queue names, so several phases can share one Redis safely.
 QUEUE_NAME = "phase4:tasks"
@@ -39,7 +40,7 @@ def worker_events() -> MonitoringEvents:
 
     The worker builds them before it forks, so every work horse inherits the same objects; a
     horse's first increment then moves them to the horse's own file (see
-    :func:`shared.monitoring.metrics.worker_identity`).
+    :func:`monitoring.metrics.worker_identity`).
     """
     return MonitoringEvents(TaskMetrics())
 

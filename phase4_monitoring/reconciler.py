@@ -1,7 +1,7 @@
 """``python -m phase4_monitoring.reconciler``: phase 3's reconciler on phase 4's queue, counted.
 
-The reconciler is phase 3's (:mod:`shared.recovery.reconciler`); counting its repairs is phase
-4's (:mod:`shared.monitoring.reconciler`). This module names the queue and the job.
+The reconciler is phase 3's (:mod:`recovery.reconciler`); counting its repairs is phase
+4's (:mod:`monitoring.reconciler`). This module names the queue and the job.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import sys
 from redis import Redis
 from sqlalchemy.engine import Engine
 
-from phase4_monitoring.jobs import enqueue_task, make_queue
-from shared.monitoring.logs import configure_logging
-from shared.monitoring.reconciler import monitored_reconciler
-from shared.monitoring.settings import MonitoringSettings, load_settings
-from shared.recovery.reconciler import Reconciler, run_reconciler
+from .jobs import enqueue_task, make_queue
+from .monitoring.logs import configure_logging
+from .monitoring.reconciler import monitored_reconciler
+from .monitoring.settings import MonitoringSettings, load_settings
+from .recovery.reconciler import Reconciler, run_reconciler
 
 
 def build_reconciler(engine: Engine, connection: Redis, settings: MonitoringSettings, name: str) -> Reconciler:

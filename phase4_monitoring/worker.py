@@ -5,7 +5,7 @@ Compared with phase 3, the worker
 * serves its own ``/metrics`` on ``--metrics-port`` (prometheus-client's HTTP server, a thread
   that takes no lock a work horse could need: no logging, no database, no Redis);
 * keeps its counts in a metrics directory of its own, which its work horses and its reconciler
-  write into, and which an exporter adopts if this worker dies (:mod:`shared.monitoring.metrics`);
+  write into, and which an exporter adopts if this worker dies (:mod:`monitoring.metrics`);
 * logs structured JSON lines, RQ's included, and binds the task's context (``task_id``,
   ``task_type``, ``request_id``, ``worker``) from the moment it takes a job.
 """
@@ -23,18 +23,18 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy.engine import Engine
 
-from phase4_monitoring.jobs import (
+from .db import engine_for_this_process
+from .jobs import (
     QUEUE_NAME,
     make_queue,
     worker_events,
     worker_settings,
 )
-from shared.db import engine_for_this_process
-from shared.monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
-from shared.monitoring.metrics import MetricsDirectories, serve_in_thread, use_directory, worker_identity
-from shared.monitoring.settings import MonitoringSettings
-from shared.recovery.events import TaskEvents
-from shared.recovery.worker import (
+from .monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
+from .monitoring.metrics import MetricsDirectories, serve_in_thread, use_directory, worker_identity
+from .monitoring.settings import MonitoringSettings
+from .recovery.events import TaskEvents
+from .recovery.worker import (
     TaskWorker,
     crashed_attempt_handler,
     run_worker_loop,

@@ -1,7 +1,7 @@
 """Phase 5 API: phase 4's, with each task on the queue of its priority, and a status cache.
 
 The routes, metrics, logs, ``/stats`` and dashboard are phase 4's, unchanged. Two things
-differ, both in :mod:`shared.scaling.api` (phase 6 serves the same app): ``POST /tasks`` puts
+differ, both in :mod:`scaling.api` (phase 6 serves the same app): ``POST /tasks`` puts
 a task on ``phase5:p<priority>``, so workers take the urgent ones first; and
 ``GET /tasks/{id}`` reads finished tasks from a Redis cache that cannot go stale.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared.scaling.api import create_scaling_app
+from .scaling.api import create_scaling_app
 
 
 def create_app() -> FastAPI:

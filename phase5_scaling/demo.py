@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.scaling.jobs import PRIORITIES
 from shared.tasks import CATALOG
-from tasklab_cli.processes import PHASES
-from tasklab_cli.stack import PhaseStack
+
+from .demo_stack import DemoStack
+from .scaling.jobs import PRIORITIES
 
 DEFAULT_TASKS = 500
 DEFAULT_WORKERS = 3
@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'demo.db'}"
     console.rule("tasklab demo · phase 5 (phase5_scaling): priorities and a worker pool")
     env = {"TASK_TIME_SCALE": str(args.time_scale), "METRICS_DIR": str(workdir / "metrics")}
-    stack = PhaseStack(PHASES[5], workers=args.workers, database_url=database_url, log_dir=workdir, extra_env=env)
+    stack = DemoStack(workers=args.workers, database_url=database_url, log_dir=workdir, env=env)
     started = time.monotonic()
-    with stack, httpx.Client(base_url=stack.api.base_url if stack.api else "", timeout=10) as client:
+    with stack, httpx.Client(base_url=stack.base_url, timeout=10) as client:
         console.print(
             f"API {client.base_url} · Redis {stack.redis_url} · a pool of {args.workers} processes · database {database_url}"
         )

@@ -1,6 +1,6 @@
 """``python -m phase5_scaling.reconciler``: phase 3's reconciler over phase 5's five queues, counted.
 
-The pool runs one in a thread already (:mod:`shared.scaling.pool`); this command runs one on
+The pool runs one in a thread already (:mod:`scaling.pool`); this command runs one on
 its own, for a pool started with ``--no-reconciler``. A task re-enqueued by the reconciler goes
 back to the queue of its priority.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from shared.monitoring.logs import configure_logging
-from shared.recovery.reconciler import run_reconciler
-from shared.scaling.reconciler import build_reconciler
-from shared.scaling.settings import load_settings
+from .monitoring.logs import configure_logging
+from .recovery.reconciler import run_reconciler
+from .scaling.reconciler import build_reconciler
+from .scaling.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

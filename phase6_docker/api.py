@@ -1,7 +1,7 @@
 """Phase 6 API: phase 5's, published: API keys, a per-key rate limit, and a patient start.
 
 The routes, priorities, status cache, metrics, ``/stats`` and dashboard are phase 5's
-(:mod:`shared.scaling.api`), unchanged. Phase 6 adds what a port open to a network needs:
+(:mod:`scaling.api`), unchanged. Phase 6 adds what a port open to a network needs:
 
 * every route but ``/health`` and the docs requires an API key, and ``POST /tasks`` is rate
   limited per key in Redis (:mod:`phase6_docker.security`);
@@ -20,11 +20,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from phase6_docker.security import add_security
-from phase6_docker.startup import wait_for_services
-from shared.monitoring.middleware import RequestMonitoringMiddleware
-from shared.scaling.api import create_scaling_app
 from shared.settings import load_settings
+
+from .monitoring.middleware import RequestMonitoringMiddleware
+from .scaling.api import create_scaling_app
+from .security import add_security
+from .startup import wait_for_services
 
 
 def wait_first(app: FastAPI) -> None:

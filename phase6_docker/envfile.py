@@ -14,8 +14,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from phase6_docker.security import hash_key, new_key
-from phase6_docker.settings import KEY_NAME
+from .security import hash_key, new_key
+from .settings import KEY_NAME
 
 HERE = Path(__file__).parent
 #: Passwords go into URLs (DATABASE_URL, REDIS_URL): token_hex never needs escaping there.

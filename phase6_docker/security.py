@@ -42,9 +42,9 @@ from redis.exceptions import RedisError
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from phase6_docker.ratelimit import Decision, RateLimiter
-from phase6_docker.settings import KEY_NAME, Phase6Settings, load_settings
-from shared.monitoring.logs import get_logger
+from .monitoring.logs import get_logger
+from .ratelimit import Decision, RateLimiter
+from .settings import KEY_NAME, Phase6Settings, load_settings
 
 log = get_logger("phase6_docker.security")
 

@@ -1,6 +1,6 @@
 """Phase 6 settings: who may call the published API, how often, and how long to wait for the stores.
 
-They sit beside the scaling settings (:mod:`shared.scaling.settings`), not on top of them: the
+They sit beside the scaling settings (:mod:`scaling.settings`), not on top of them: the
 security layer works in front of any FastAPI app, and its tests run it in front of a small one.
 
 | variable                      | default | meaning                                                        |

@@ -9,7 +9,7 @@ exponential backoff with jitter, a deadline, and a clear error if it passes.
 
 ``python -m phase6_docker.startup -- COMMAND …`` waits, then ``exec``s the command (it becomes
 the same process, so signals still reach it): the schema step runs
-``python -m tasklab_cli.manage_db init`` this way.
+``python -m phase6_docker.schema`` this way.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from phase6_docker.settings import load_settings
-from shared.db import is_sqlite, normalize_url
-from shared.monitoring.logs import configure_logging, get_logger
+from .db import is_sqlite, normalize_url
+from .monitoring.logs import configure_logging, get_logger
+from .settings import load_settings
 
 log = get_logger("phase6_docker.startup")
 

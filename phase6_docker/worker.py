@@ -1,6 +1,6 @@
 """``python -m phase6_docker.worker --processes N``: phase 5's supervised pool, started patiently.
 
-The pool is phase 5's (:mod:`shared.scaling.pool`: a supervisor, N processes, the reconciler,
+The pool is phase 5's (:mod:`scaling.pool`: a supervisor, N processes, the reconciler,
 aging, one metrics port, a graceful drain on SIGTERM). In a container it starts beside
 PostgreSQL and Redis, so it first waits for both (:mod:`phase6_docker.startup`) instead of
 crashing into a restart loop. Compose's ``stop_grace_period`` is longer than the pool's
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from phase6_docker.startup import ServiceUnavailable, wait_for_services
-from shared.monitoring.logs import configure_logging
-from shared.scaling import pool
-from shared.scaling.settings import load_settings
+from .monitoring.logs import configure_logging
+from .scaling import pool
+from .scaling.settings import load_settings
+from .startup import ServiceUnavailable, wait_for_services
 
 PROG = "python -m phase6_docker.worker"
 

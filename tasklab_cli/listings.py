@@ -7,7 +7,7 @@ this tool fills the fenced block that follows the marker:
     <!-- listing: shared/models.py:Task -->             one top-level def, class or assignment
     <!-- listing: shared/web.py:BodySizeLimitMiddleware.__call__ -->    a method of a class
     <!-- diff: phase1_basic/api.py phase2_queue/api.py -->              a unified diff
-    <!-- generated: shared.monitoring.metrics:reference_table -->       Markdown a function returns,
+    <!-- generated: phase4_monitoring.monitoring.metrics:reference_table -->       Markdown a function returns,
     …                                                                   up to the line
     <!-- /generated -->                                                 (not fenced: tables render)
 

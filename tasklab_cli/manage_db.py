@@ -28,10 +28,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, col, select
 
-from shared.db import create_db_engine, init_db, is_sqlite, normalize_url
+from phase5_scaling.db import create_db_engine, init_db, is_sqlite, normalize_url
+from phase5_scaling.transitions import TERMINAL_STATUSES
 from shared.models import Task, TaskStatus
 from shared.settings import load_settings
-from shared.transitions import TERMINAL_STATUSES
 
 PROG = "python -m tasklab_cli.manage_db"
 

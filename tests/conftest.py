@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from shared.db import create_db_engine, init_db
+from phase5_scaling.db import create_db_engine, init_db
 from shared.redis_server import PrivateRedis
 from tests import parallel, selection
 

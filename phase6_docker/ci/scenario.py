@@ -30,9 +30,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from phase6_docker.envfile import write_deployment_files
 from shared.redis_server import free_port
 from shared.tasks import CATALOG
+
+from ..envfile import write_deployment_files
 
 T = TypeVar("T")
 

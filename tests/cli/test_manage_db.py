@@ -1,7 +1,7 @@
 """``python -m tasklab_cli.manage_db show N | clear N | init``, run as a real process.
 
 Every test runs on SQLite and, when ``TEST_DATABASE_URL`` is set, on PostgreSQL (the
-``database_url`` fixture's ids). Rows are seeded with ``shared.store.insert_task`` at
+``database_url`` fixture's ids). Rows are seeded with ``phase5_scaling.store.insert_task`` at
 known creation times, so "newest" and "oldest" are exact.
 """
 
@@ -20,10 +20,10 @@ from sqlalchemy import text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
-from shared.db import create_db_engine, session_scope
+from phase5_scaling.db import create_db_engine, session_scope
+from phase5_scaling.store import insert_task
 from shared.models import Task, TaskCreate, TaskStatus, utc_now
 from shared.redis_server import free_port
-from shared.store import insert_task
 from shared.tasks import TaskType
 from tests.support import wait_for
 
@@ -164,7 +164,7 @@ def test_clear_keeps_a_failed_task_requeued_while_the_delete_waits_for_it(
 
     with empty_store.connect() as operator:
         requeue = operator.begin()
-        # The status write shared.transitions.mark_requeued makes, held open to stage the race.
+        # The status write phase5_scaling.transitions.mark_requeued makes, held open to stage the race.
         operator.execute(update(Task).where(Task.id == requeued).values(status=S.PENDING.value))  # type: ignore[arg-type]
         clear = subprocess.Popen(
             [sys.executable, "-m", "tasklab_cli.manage_db", "--database-url", database_url, "clear", "10"],

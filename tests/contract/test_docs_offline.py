@@ -1,7 +1,7 @@
 """``/docs`` and ``/redoc`` work with no internet: a real browser renders every phase's operations.
 
 FastAPI's default pages load Swagger UI and ReDoc from a CDN, so on an offline machine they are
-blank. ``shared.web.create_base_app`` serves those files from the app itself (the
+blank. each phase's ``web.create_base_app`` serves those files from the app itself (the
 fastapi-offline package ships them). Here headless Chromium opens each phase's pages on its real
 server while every request to a host other than this machine is aborted, which is what being
 offline looks like to a browser, and checks that each operation of the phase's OpenAPI schema

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.db import create_db_engine
+from phase5_scaling.db import create_db_engine
 from shared.settings import Settings
 from tasklab_cli.processes import PHASES
 

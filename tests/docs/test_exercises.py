@@ -16,17 +16,17 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlmodel import Session
 
+from phase3_retry.recovery.backoff import backoff_intervals
+from phase3_retry.recovery.settings import RecoverySettings
+from phase5_scaling.db import create_db_engine, init_db
+from phase5_scaling.scaling.cache import IMMUTABLE_STATUSES
+from phase5_scaling.scaling.jobs import PRIORITIES, make_queues, queue_for
+from phase5_scaling.scaling.priorities import promote_overdue
+from phase5_scaling.store import insert_task
 from phase6_docker.envfile import write_deployment_files
 from phase6_docker.security import hash_key
-from shared.db import create_db_engine, init_db
 from shared.models import TaskCreate, TaskStatus
-from shared.recovery.backoff import backoff_intervals
-from shared.recovery.settings import RecoverySettings
 from shared.redis_server import PrivateRedis
-from shared.scaling.cache import IMMUTABLE_STATUSES
-from shared.scaling.jobs import PRIORITIES, make_queues, queue_for
-from shared.scaling.priorities import promote_overdue
-from shared.store import insert_task
 from shared.tasks import TaskType
 from tests.docs.exercises import ch1_client, ch2_queue, ch3_retry, ch4_monitoring, ch5_scaling, ch6_docker
 
@@ -195,7 +195,7 @@ def test_ch5_ex1_the_cacheable_statuses_are_exactly_the_ones_the_cache_keeps() -
 def test_ch5_ex2_an_overdue_low_priority_job_is_taken_before_the_urgent_ones(redis_server: PrivateRedis) -> None:
     connection = Redis.from_url(redis_server.url)
     queues = make_queues(connection)
-    job = "shared.scaling.jobs.process_task"
+    job = "phase5_scaling.scaling.jobs.process_task"
     urgent = [queue_for(queues, 5).enqueue_call(job, args=(job_id,), job_id=job_id).id for job_id in ("u1", "u2", "u3")]
     queue_for(queues, 1).enqueue_call(job, args=("late",), job_id="late")
     assert ch5_scaling.next_job_ids(connection, queues, 4) == [*urgent, "late"], "strict order: the urgent ones first"

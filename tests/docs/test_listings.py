@@ -171,7 +171,7 @@ def test_a_marker_inside_an_example_block_is_not_a_marker(repo: Path) -> None:
 
 def test_the_lifecycle_diagram_in_the_index_is_the_transition_table() -> None:
     """docs/index.md draws ALLOWED_TRANSITIONS as a mermaid stateDiagram: the same arrows, no more."""
-    from shared.transitions import ALLOWED_TRANSITIONS
+    from phase5_scaling.transitions import ALLOWED_TRANSITIONS
 
     text = (listings.REPO_ROOT / "docs" / "index.md").read_text()
     diagram = text.split("```mermaid\nstateDiagram-v2\n", 1)[1].split("```", 1)[0]

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from shared.recovery.attempts import retry_for, should_retry
-from shared.recovery.backoff import backoff_intervals
-from shared.recovery.settings import RecoverySettings
+from phase3_retry.recovery.attempts import retry_for, should_retry
+from phase3_retry.recovery.backoff import backoff_intervals
+from phase3_retry.recovery.settings import RecoverySettings
 from shared.tasks import PermanentTaskError, TransientTaskError
 
 

@@ -18,7 +18,7 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from shared import store
+from phase3_retry import store
 from shared.models import TaskCreate
 from shared.redis_server import PrivateRedis
 from shared.tasks import TaskType

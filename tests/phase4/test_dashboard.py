@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from phase4_monitoring.monitoring.dashboard import CONTENT_SECURITY_POLICY
+from phase4_monitoring.monitoring.stats import THROUGHPUT_MINUTES
 from shared.models import Task, TaskStatus, utc_now
-from shared.monitoring.dashboard import CONTENT_SECURITY_POLICY
-from shared.monitoring.stats import THROUGHPUT_MINUTES
 from shared.tasks import TaskType
 from tasklab_cli.processes import ApiProcess
 from tests.phase4.conftest import WorkerFactory

@@ -276,7 +276,7 @@ CONTRACT = {
 
 
 def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels() -> None:
-    from shared.monitoring.metrics import reference_table
+    from phase4_monitoring.monitoring.metrics import reference_table
 
     rows = {
         cells[1].strip("` "): (cells[2].strip(), cells[3].strip())

@@ -24,12 +24,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskStatus, utc_now
-from shared.monitoring.stats import (
+from phase4_monitoring.monitoring.stats import (
     MAX_WINDOW_SECONDS,
     MIN_WINDOW_SECONDS,
     THROUGHPUT_MINUTES,
 )
+from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskStatus, utc_now
 from shared.redis_server import free_port
 from shared.tasks import CATALOG, TaskType
 from tasklab_cli.processes import start_api

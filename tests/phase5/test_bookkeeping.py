@@ -15,11 +15,11 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from shared.recovery.leases import LeaseKeeper, lease_key
-from shared.scaling.bookkeeping import finishes_in_one_trip
-from shared.scaling.jobs import queue_name
-from shared.scaling.pool import PoolWorker, build_pool_worker
-from shared.scaling.settings import load_settings
+from phase5_scaling.recovery.leases import LeaseKeeper, lease_key
+from phase5_scaling.scaling.bookkeeping import finishes_in_one_trip
+from phase5_scaling.scaling.jobs import queue_name
+from phase5_scaling.scaling.pool import PoolWorker, build_pool_worker
+from phase5_scaling.scaling.settings import load_settings
 from tests.phase5.conftest import PoolFactory
 from tests.support import submit, wait_for
 
@@ -69,8 +69,8 @@ def test_a_pool_process_takes_each_job_with_one_script_call_and_never_watches_fo
 
 
 def test_a_job_asking_for_its_result_in_redis_takes_rqs_own_path(redis_client: redis.Redis) -> None:
-    ordinary = Job.create("shared.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=0)
-    keeps_result = Job.create("shared.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=60)
+    ordinary = Job.create("phase5_scaling.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=0)
+    keeps_result = Job.create("phase5_scaling.scaling.jobs.process_task", args=("x",), connection=redis_client, result_ttl=60)
     assert finishes_in_one_trip(ordinary, default_result_ttl=500)
     assert not finishes_in_one_trip(keeps_result, default_result_ttl=500)
 

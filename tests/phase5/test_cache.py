@@ -16,9 +16,9 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from phase5_scaling.scaling.cache import KEY_PREFIX, StatusCache
 from shared.models import Task, TaskRead, TaskStatus, utc_now
 from shared.redis_server import PrivateRedis, connect_redis, free_port
-from shared.scaling.cache import KEY_PREFIX, StatusCache
 from shared.tasks import TaskType
 from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, start_worker
 from tests.phase3.conftest import FAST_RECOVERY

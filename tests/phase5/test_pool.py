@@ -21,9 +21,9 @@ from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from phase5_scaling.scaling.pool import Slot, pool_process_command, restart_delay
+from phase5_scaling.scaling.pool_process import interpreter_options, optimized_bytecode_on_disk
 from shared.redis_server import free_port
-from shared.scaling.pool import Slot, pool_process_command, restart_delay
-from shared.scaling.pool_process import interpreter_options, optimized_bytecode_on_disk
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes
 from tests.support import sample, scrape, submit, wait_for, wait_for_status
@@ -272,7 +272,7 @@ def test_pool_processes_run_python_oo_when_its_bytecode_is_installed() -> None:
     assert interpreter_options(2) == ["-OO"]
     assert interpreter_options(0) == []
     command = pool_process_command(Slot("lean-1"), argparse.Namespace(log_level="INFO", burst=False), ["-OO"])
-    assert command[1:4] == ["-OO", "-m", "shared.scaling.pool_process"]
+    assert command[1:4] == ["-OO", "-m", "phase5_scaling.scaling.pool_process"]
     assert {"structlog", "redis", "rq", "sqlmodel"} <= modules_a_pool_process_loads(["-OO"])
 
 

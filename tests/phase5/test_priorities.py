@@ -16,8 +16,8 @@ import pytest
 import redis
 from rq import Queue
 
-from shared.scaling.jobs import PRIORITIES, QUEUE_NAMES, make_queues
-from shared.scaling.priorities import promote_overdue
+from phase5_scaling.scaling.jobs import PRIORITIES, QUEUE_NAMES, make_queues
+from phase5_scaling.scaling.priorities import promote_overdue
 from tests.phase5.conftest import PoolFactory
 from tests.support import submit, text, wait_for
 
@@ -35,7 +35,7 @@ def queues(redis_client: redis.Redis) -> list[Queue]:
 
 
 def enqueue_noop(queue: Queue, job_id: str) -> None:
-    queue.enqueue_call("shared.scaling.jobs.process_task", args=(job_id,), job_id=job_id)
+    queue.enqueue_call("phase5_scaling.scaling.jobs.process_task", args=(job_id,), job_id=job_id)
 
 
 def queued_ids(redis_client: redis.Redis, name: str) -> list[str]:

@@ -20,13 +20,13 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from phase5_scaling.recovery.worker import TaskWorker
+from phase5_scaling.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues
+from phase5_scaling.scaling.jobs import QUEUE_NAMES
+from phase5_scaling.scaling.pool import PoolWorker
+from phase5_scaling.scaling.priorities import JOB_KEY_PREFIX
+from phase5_scaling.worker_pubsub import PromptPubSubWorker
 from phase6_docker.ci.scenario import QUEUES as COMPOSE_SCENARIO_QUEUES
-from shared.recovery.worker import TaskWorker
-from shared.scaling.bookkeeping import OneTripBookkeeping, PriorityQueues
-from shared.scaling.jobs import QUEUE_NAMES
-from shared.scaling.pool import PoolWorker
-from shared.scaling.priorities import JOB_KEY_PREFIX
-from shared.worker_pubsub import PromptPubSubWorker
 from tests.support import text
 
 #: Our classes that subclass RQ's and override some of its methods.

@@ -17,9 +17,9 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from phase5_scaling.scaling.jobs import QUEUE_NAMES
+from phase5_scaling.scaling.submit import SubmitBatcher
 from shared.models import Task
-from shared.scaling.jobs import QUEUE_NAMES
-from shared.scaling.submit import SubmitBatcher
 from shared.tasks import TaskType
 from tasklab_cli.processes import ApiProcess
 

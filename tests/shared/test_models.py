@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from shared import store
+from phase5_scaling import store
 from shared.models import Task, TaskCreate
 from shared.tasks import TaskType
 

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from shared import transitions
+from phase1_basic import transitions
 
 FINAL = {"completed", "failed", "cancelled"}
 

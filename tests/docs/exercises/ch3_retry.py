@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from shared.recovery.backoff import backoff_intervals
-from shared.recovery.settings import RetryPolicy
+from phase3_retry.recovery.backoff import backoff_intervals
+from phase3_retry.recovery.settings import RetryPolicy
 
 #: Exercise 1: `flaky` gets 6 attempts, waits from 2 s doubling up to 10 s; other types keep the defaults.
 FLAKY_POLICY_ENVIRONMENT = {

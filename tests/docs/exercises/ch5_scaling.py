@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from redis import Redis
 from rq import Queue
 
+from phase5_scaling.transitions import ALLOWED_TRANSITIONS
 from shared.models import TaskStatus
-from shared.transitions import ALLOWED_TRANSITIONS
 
 
 def cacheable_statuses() -> frozenset[TaskStatus]:
