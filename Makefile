@@ -11,6 +11,8 @@
 #   make bench           throughput and latency figures, as ratios to a baseline; writes
 #                        docs/data/bench.json and the plots docs/img/bench-*.png
 #   make docs            regenerate the code listings and diffs quoted in docs/
+#   make carry-forward   carry an edit of a phase's file into the later phases' copies, then check
+#                        that each folder differs from the previous one only where its README says
 #   make site / serve    the tutorial as a website in site/, or previewed with live reload
 #   make lint            ruff check, ruff format --check and mypy, as CI runs them
 #   make compose-test    phase 6 on a private Docker engine: build, run, verify, faults (root)
@@ -41,7 +43,7 @@ PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 SYSTEM_PACKAGES := prometheus chromium
 SYSTEM_COMMANDS := prometheus promtool chromium
 
-.PHONY: help install install-all system-deps demo test test-tools test-slow run bench docs clean
+.PHONY: help install install-all system-deps demo test test-tools test-slow run bench docs carry-forward clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -114,6 +116,12 @@ bench: $(call EXTRA_STAMP,bench)
 
 docs: $(STAMP)
 	$(PY) -m tasklab_cli.listings --write
+
+# Copy forward: an edit in phase N's file reaches every later phase's copy (merged where a later
+# phase changes that file), and the copies are checked against the READMEs' lists.
+carry-forward: $(STAMP)
+	$(PY) -m tasklab_cli.copyforward carry
+	$(PY) -m tasklab_cli.copyforward check
 
 clean:
 	rm -rf $(VENV) .pytest_cache tasklab.db tasklab.db-shm tasklab.db-wal tasklab.db-writer-turn

@@ -18,10 +18,10 @@ previous phase already has). Every other file must be byte-identical to the prev
 
 ``carry`` brings a fix forward. Edit the file in the first phase that has it; ``carry`` then
 walks the later phases in order and, for each file whose working copy differs from git's
-``HEAD`` in one phase, updates the next phase's copy: replaced when that copy was identical to
+``HEAD`` in one phase (or is new there), updates the next phase's copy: replaced when that copy was identical to
 the old version (the phase does not change it), merged three-way with ``git merge-file`` when
-the phase changes the file (its own changes kept, the fix applied), reported when the merge
-conflicts. Run ``check`` after it.
+the phase changes the file (its own changes kept, the fix applied), left alone and reported
+when the edit does not apply there. Run ``check`` after it.
 """
 
 from __future__ import annotations
@@ -143,10 +143,26 @@ def carry(root: Path = REPO_ROOT) -> list[str]:
     """Bring edits forward phase by phase; return what was done, one line each (conflicts included)."""
     done: list[str] = []
     for previous, current in zip(PHASE_FOLDERS, PHASE_FOLDERS[1:], strict=False):
+        readme = root / current / "README.md"
+        declared = read_declared(readme) if readme.exists() else None
+        for path in sorted(phase_files(root / previous) - phase_files(root / current)):
+            # A file new in the previous phase (not in git yet) is kept by the later phases too,
+            # unless one says it removes it.
+            removed = declared is not None and declared.covers("removed", path)
+            if not removed and committed(root, f"{previous}/{path}") is None and committed(root, f"{current}/{path}") is None:
+                (root / current / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / previous / path, root / current / path)
+                done.append(f"{current}/{path}: new in {previous}, copied")
         for path in sorted(phase_files(root / previous) & phase_files(root / current)):
             source, target = root / previous / path, root / current / path
             before = committed(root, f"{previous}/{path}")
-            if before is None or source.read_bytes() == before:
+            if before is None:
+                # New in this change in both phases: the later one is still a plain copy.
+                if committed(root, f"{current}/{path}") is None and source.read_bytes() != target.read_bytes():
+                    shutil.copyfile(source, target)
+                    done.append(f"{current}/{path}: new in {previous}, copied again")
+                continue
+            if source.read_bytes() == before:
                 continue  # not edited in the previous phase: nothing to carry
             if target.read_bytes() == before:
                 shutil.copyfile(source, target)
@@ -155,12 +171,15 @@ def carry(root: Path = REPO_ROOT) -> list[str]:
             base = target.with_name(target.name + ".carry-base")
             base.write_bytes(before)
             try:
-                merge = ["git", "merge-file", str(target), str(base), str(source)]
+                merge = ["git", "merge-file", "-p", str(target), str(base), str(source)]
                 merged = subprocess.run(merge, capture_output=True, check=False)
             finally:
                 base.unlink()
-            verdict = "merged" if merged.returncode == 0 else "CONFLICT, resolve the markers by hand"
-            done.append(f"{current}/{path}: {verdict} ({previous}'s edit, {current}'s own changes kept)")
+            if merged.returncode == 0:
+                target.write_bytes(merged.stdout)
+                done.append(f"{current}/{path}: merged ({previous}'s edit, {current}'s own changes kept)")
+            else:  # left as it was: a half-merged file with conflict markers helps nobody
+                done.append(f"{current}/{path}: CONFLICT, {previous}'s edit does not apply here: make it by hand")
     return done
 
 

@@ -5,7 +5,8 @@ A test runs against phase N when
 * it is parametrized over phases and this instance is phase N's (its id says ``phaseN``): the
   contract suite on every phase, phase 3's recovery tests on phases 3 to 5, and so on;
 * otherwise, when it lives in ``tests/phaseN/``;
-* or when it tests ``shared/`` (``tests/shared/``), which every phase runs on.
+* or when it tests ``shared/`` (``tests/shared/``), which every phase runs on. (``tests/core/`` is
+  parametrized over the phases' own copies of the core: its ids name the phase.)
 
 Everything else tests the tools around the phases (``tests/docs``, ``tests/bench``,
 ``tests/cli``): ``make test-tools`` (``pytest --phase tools``) runs those.

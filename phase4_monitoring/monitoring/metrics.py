@@ -1,6 +1,6 @@
 """Prometheus metrics that survive RQ's forked work horses and SIGKILLed workers.
 
-The names are the public contract of ../shared/DESIGN.md ("Metrics contract"). The hard part
+The names are a public contract, like the HTTP API (chapter 4's metrics table lists them). The hard part
 is not counting but *where the count lives*:
 
 * RQ forks a work horse per job. A counter the horse increments in its own memory dies with

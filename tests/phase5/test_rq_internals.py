@@ -72,7 +72,7 @@ def test_each_overridden_method_has_the_parameters_of_rqs_own(cls: type, name: s
     assert shape(ours) == shape(theirs), f"RQ changed {base.__name__}.{name}{inspect.signature(theirs)}: re-check our override"
 
 
-#: What shared/worker_pubsub.py's subscription reads and sets on RQ's worker.
+#: What phase5_scaling/worker_pubsub.py's subscription reads and sets on RQ's worker.
 SUBSCRIPTION_ATTRIBUTES = ["pubsub", "pubsub_thread", "pubsub_channel_name", "handle_payload", "_pubsub_exception_handler"]
 
 
@@ -80,7 +80,7 @@ SUBSCRIPTION_ATTRIBUTES = ["pubsub", "pubsub_thread", "pubsub_channel_name", "ha
 def test_the_attributes_our_subscription_uses_are_rqs(attribute: str, redis_client: redis.Redis) -> None:
     worker = TaskWorker([Queue("rq-internals", connection=redis_client)], connection=redis_client)
 
-    assert hasattr(worker, attribute), f"RQ's worker has no {attribute} any more: see shared/worker_pubsub.py"
+    assert hasattr(worker, attribute), f"RQ's worker has no {attribute} any more: see phase5_scaling/worker_pubsub.py"
 
 
 def test_the_job_key_prefix_is_rqs() -> None:
