@@ -30,6 +30,7 @@ from .jobs import (
     worker_events,
     worker_settings,
 )
+from .monitoring import aggregates
 from .monitoring.logs import configure_logging, get_logger, job_log_context, replace_rq_dequeue_line
 from .monitoring.metrics import MetricsDirectories, serve_in_thread, use_directory, worker_identity
 from .monitoring.settings import MonitoringSettings
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = engine_for_this_process(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     warm_engine(engine)
+    aggregates.install(engine)  # /stats's triggers, before this worker changes a task
     name = args.name or settings.worker_name or uuid.uuid4().hex
     log.info("worker starting", worker=name, metrics_port=args.metrics_port, metrics_dir=str(directories.own))
     reconciler = None

@@ -1,4 +1,4 @@
-"""``python -m phase6_docker.schema``: create the tables and indexes phase 6 needs, if missing.
+"""``python -m phase6_docker.schema``: create the tables, indexes and triggers phase 6 needs, if missing.
 
 Compose runs it once before the API and the workers start (``startup`` waits for PostgreSQL
 first), so two API replicas never race to create the same table. It is safe to run again:
@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from shared.settings import load_settings
 
 from .db import create_db_engine, init_db
+from .monitoring import aggregates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_db_engine(settings.database_url)
     try:
         init_db(engine)
+        rebuilt = aggregates.install(engine)  # the /stats aggregates: filled from the table if it has rows
     finally:
         engine.dispose()
-    print(f"schema ready in {make_url(settings.database_url).render_as_string(hide_password=True)}")
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"schema ready in {where}" + (" (the /stats aggregates built from the table)" if rebuilt else ""))
     return 0
 
 

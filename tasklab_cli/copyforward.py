@@ -162,8 +162,8 @@ def carry(root: Path = REPO_ROOT) -> list[str]:
                     shutil.copyfile(source, target)
                     done.append(f"{current}/{path}: new in {previous}, copied again")
                 continue
-            if source.read_bytes() == before:
-                continue  # not edited in the previous phase: nothing to carry
+            if source.read_bytes() in (before, target.read_bytes()):
+                continue  # not edited in the previous phase, or carried already: nothing to do
             if target.read_bytes() == before:
                 shutil.copyfile(source, target)
                 done.append(f"{current}/{path}: copied from {previous}")

@@ -3,7 +3,8 @@
 * ``show N``: the N newest tasks as a table.
 * ``clear N``: delete the N oldest *finished* tasks (completed, failed or cancelled). A task
   that is pending, running or retrying is never deleted: a worker may be about to write to it.
-* ``init``: create the table and its indexes if they are missing (safe to run again).
+* ``init``: create the table and its indexes if they are missing, and the ``/stats`` aggregates of phases
+  4 to 6 (filled from the table once, with a progress bar, when it holds tasks); safe to run again.
 
 It works on the store ``DATABASE_URL`` names (SQLite or PostgreSQL, the default is in
 ``shared/settings.py``), or the one ``--database-url`` names.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import delete, func, inspect
 from sqlalchemy.engine import Engine, make_url
@@ -29,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from sqlmodel import Session, col, select
 
 from phase5_scaling.db import create_db_engine, init_db, is_sqlite, normalize_url
+from phase5_scaling.monitoring import aggregates
 from phase5_scaling.transitions import TERMINAL_STATUSES
 from shared.models import Task, TaskStatus
 from shared.settings import load_settings
@@ -54,7 +57,7 @@ PIPE_WIDTH = 160
 
 EXAMPLES = f"""\
 examples:
-  {PROG} init         create the task table (nothing happens if it exists)
+  {PROG} init         create the task table and the /stats aggregates (what exists is kept)
   {PROG} show 20      the 20 newest tasks, newest first
   {PROG} clear 1000   delete the 1000 oldest completed, failed or cancelled tasks
   {PROG} --database-url postgresql://postgres@127.0.0.1:5432/tasklab show 5
@@ -112,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument(
         "count", metavar="N", type=positive_count(MAX_CLEAR), help=f"how many finished tasks at most (1 to {MAX_CLEAR:,})"
     )
-    commands.add_parser("init", parents=[database_option], help="create the task table and its indexes if missing")
+    commands.add_parser(
+        "init",
+        parents=[database_option],
+        help="create the task table, its indexes and the /stats aggregates if missing",
+    )
     return parser
 
 
@@ -254,16 +261,31 @@ def clear_command(url: str, count: int, console: Console) -> None:
 
 
 def init_command(url: str, console: Console) -> None:
+    """The task table, then the /stats aggregates of phases 4 to 6, filled from the table when it has rows."""
     engine = open_engine(url, must_exist=False)
     try:
         existed = inspect(engine).has_table(Task.__tablename__)
         init_db(engine)
+        with Progress(
+            TextColumn("building the /stats aggregates from the table"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            bar = progress.add_task("rows", total=None)
+            built = aggregates.install(engine, lambda done, total: progress.update(bar, completed=done, total=total))
     finally:
         engine.dispose()
     if existed:
-        console.print(f"table {Task.__tablename__!r} already exists in {shown(url)}: nothing to do", highlight=False)
+        console.print(f"table {Task.__tablename__!r} already exists in {shown(url)}", highlight=False)
     else:
         console.print(f"created table {Task.__tablename__!r} and its indexes in {shown(url)}", highlight=False)
+    if built:
+        console.print("built the /stats aggregates and their triggers (phases 4 to 6)", highlight=False)
+    else:
+        console.print("the /stats aggregates were in place: nothing to do", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:

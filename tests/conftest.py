@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -153,14 +153,30 @@ def db_engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+#: The aggregates phases 4 to 6 keep for ``/stats`` (their ``monitoring/aggregates.py``): history
+#: that a ``DELETE FROM task`` leaves in place, so a test that starts from an empty store clears them too.
+STATS_AGGREGATE_TABLES = (
+    "task_stats_event",
+    "task_status_count",
+    "task_outcome_rollup",
+    "task_latency_rollup",
+    "task_error_rollup",
+)
+
+
 @pytest.fixture
 def empty_store(db_engine: Engine) -> Engine:
-    """Delete every task before the test, so counts and lists start from zero."""
+    """Delete every task (and the /stats figures about them) before the test, so counts and lists start from zero."""
+    present = set(inspect(db_engine).get_table_names())
     with db_engine.begin() as connection:
         connection.execute(text("DELETE FROM task"))
+        for table in STATS_AGGREGATE_TABLES:
+            if table in present:
+                connection.execute(text(f"DELETE FROM {table}"))
     return db_engine
 
 
 @pytest.fixture(scope="module")
 def phase_env(database_url: str, redis_url: str) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TASK_TIME_SCALE": "0"}
+    # /stats answers from a one-second cache by default; the tests seed rows and read at once.
+    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TASK_TIME_SCALE": "0", "STATS_CACHE_SECONDS": "0"}

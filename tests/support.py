@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
+from shared.models import Task, TaskStatus
 from shared.tasks import CATALOG
 from tasklab_cli.processes import Phase
 from tests.tools import require_chromium
@@ -135,3 +140,44 @@ def chromium_browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def stats_disagreements(stats: dict[str, Any], engine: Engine) -> list[str]:
+    """Where ``GET /stats``'s counts differ from plain SQL over the task table (phases 4 to 6).
+
+    Counts by status over the whole table; completed, failed and cancelled per type and
+    completed per priority over the answer's window: each must equal a ``GROUP BY`` of the rows
+    as they are now. An empty list means every count agrees.
+    """
+    columns = Task.__table__.c  # type: ignore[attr-defined]
+    start = datetime.fromisoformat(stats["window_start"].replace("Z", "+00:00"))
+    with engine.connect() as connection:
+        by_status: dict[str, int] = dict(connection.execute(select(columns.status, func.count()).group_by(columns.status)).all())
+        ended = connection.execute(
+            select(columns.task_type, columns.status, columns.priority, func.count())
+            .where(columns.completed_at >= start)
+            .group_by(columns.task_type, columns.status, columns.priority)
+        ).all()
+    wrong = [
+        f"counts[{status.value}]: /stats {stats['counts'][status.value]}, table {by_status.get(status.value, 0)}"
+        for status in TaskStatus
+        if stats["counts"][status.value] != by_status.get(status.value, 0)
+    ]
+    outcomes: Counter[tuple[str, str]] = Counter()
+    per_priority: Counter[int] = Counter()
+    for task_type, status, priority, n in ended:
+        outcomes[(task_type, status)] += n
+        if status == TaskStatus.COMPLETED.value:
+            per_priority[priority] += n
+    for entry in stats["task_types"]:
+        for outcome in ("completed", "failed", "cancelled"):
+            if entry[outcome] != outcomes[(entry["task_type"], outcome)]:
+                wrong.append(
+                    f"{entry['task_type']} {outcome}: /stats {entry[outcome]}, table {outcomes[(entry['task_type'], outcome)]}"
+                )
+    for level in stats["priorities"]:
+        if level["completed"] != per_priority[level["priority"]]:
+            wrong.append(
+                f"priority {level['priority']} completed: /stats {level['completed']}, table {per_priority[level['priority']]}"
+            )
+    return wrong

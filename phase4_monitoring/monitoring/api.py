@@ -19,6 +19,7 @@ Phases 4, 5 and 6 serve these routes unchanged; what differs is which queue a ta
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,8 +34,10 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from shared.models import Task, TaskCreate, TaskRead, TaskStatus
 
@@ -46,7 +49,7 @@ from ..web import (
     queue_lifespan,
     readiness_router,
 )
-from . import dashboard, stats
+from . import aggregates, dashboard, stats
 from .logs import configure_logging, get_logger
 from .metrics import (
     CONTENT_TYPE,
@@ -58,6 +61,7 @@ from .metrics import (
 )
 from .middleware import RequestMonitoringMiddleware
 from .settings import MonitoringSettings
+from .stats import StatsCache
 
 log = get_logger(__name__)
 
@@ -90,10 +94,26 @@ def monitored_lifespan(
             app.state.metrics = TaskMetrics()
             app.state.metrics.initialize_series(submits=True)
             app.state.metrics_directories = directories
+            # The /stats aggregates: their triggers before the first task of this run is written.
+            await run_in_threadpool(aggregates.install, app.state.engine)
+            namespace = app.state.queues[0].name
+            app.state.stats_cache = StatsCache(app.state.redis, namespace, settings.stats_cache_seconds)
+            folding = asyncio.create_task(fold_periodically(app.state.engine, settings.stats_fold_seconds))
             log.info("api started", metrics_dir=str(directories.own))
             yield
+            folding.cancel()
 
     return lifespan
+
+
+async def fold_periodically(engine: Engine, interval: float) -> None:
+    """Keep the captured task changes few, so that a ``/stats`` after a quiet hour has little to fold."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(aggregates.fold, engine)
+        except SQLAlchemyError as exc:  # the database is away: the next round, or /stats itself, folds
+            log.warning("folding the /stats aggregates failed", error=type(exc).__name__)
 
 
 def queues_of(request: Request) -> Sequence[Queue]:

@@ -33,6 +33,12 @@ class MonitoringSettings(RecoverySettings):
     rq_worker_ttl_seconds: int = Field(
         default=30, ge=16, description="How long a silent worker still counts as alive; RQ's default is 420 s."
     )
+    stats_cache_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="How long one computation of GET /stats serves every request for its window."
+    )
+    stats_fold_seconds: float = Field(
+        default=2.0, gt=0, le=300, description="How often the API folds captured task changes into the /stats aggregates."
+    )
 
     @property
     def metrics_root(self) -> Path:

@@ -65,6 +65,7 @@ from shared.models import Task, TaskStatus
 
 from .. import transitions
 from ..db import create_db_engine, engine_for_this_process, init_db
+from ..monitoring import aggregates
 from ..monitoring.logs import configure_logging, get_logger, job_log_context
 from ..monitoring.metrics import MULTIPROC_DIR_ENV, MetricsDirectories, serve_in_thread, use_directory
 from ..recovery.events import TaskEvents
@@ -657,6 +658,7 @@ def run_supervisor(args: argparse.Namespace, settings: ScalingSettings) -> int:
 
     engine = create_db_engine(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     init_db(engine)  # the table exists before the reconciler's first pass and the first job
+    aggregates.install(engine)  # and /stats's triggers, before the first task changes
     assert settings.redis_url, "main() checks REDIS_URL before starting the supervisor"
     connection = Redis.from_url(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
     pool_name = args.name or settings.worker_name or uuid.uuid4().hex[:POOL_NAME_HEX_DIGITS]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
 from phase5_scaling.db import create_db_engine, session_scope
+from phase5_scaling.monitoring import aggregates
 from phase5_scaling.store import insert_task
 from shared.models import Task, TaskCreate, TaskStatus, utc_now
 from shared.redis_server import free_port
@@ -202,14 +203,31 @@ def test_init_creates_the_task_table_on_a_fresh_database(fresh_database_url: str
     assert manage_db("--database-url", fresh_database_url, "show", "5", cwd=tmp_path).returncode == 0
 
 
-def test_init_is_idempotent_and_keeps_the_tasks(empty_store: Engine, database_url: str, tmp_path: Path) -> None:
+def test_init_on_an_old_table_builds_the_stats_aggregates_from_its_tasks_then_has_nothing_to_do(
+    empty_store: Engine, database_url: str, tmp_path: Path
+) -> None:
     ids = seed(empty_store, S.PENDING, S.COMPLETED)
+    drop_stats_triggers(empty_store)  # a store from before the aggregates: its tasks, no triggers
 
-    result = manage_db("--database-url", database_url, "init", cwd=tmp_path)
+    first = manage_db("--database-url", database_url, "init", cwd=tmp_path)
+    again = manage_db("--database-url", database_url, "init", cwd=tmp_path)
 
-    assert result.returncode == 0, result.stderr
-    assert "already exists" in result.stdout and "nothing to do" in result.stdout
+    assert first.returncode == 0, first.stderr
+    assert "already exists" in first.stdout and "built the /stats aggregates" in first.stdout
+    with empty_store.connect() as connection:
+        assert aggregates.status_counts(connection) == {"pending": 1, "completed": 1}
+    assert again.returncode == 0, again.stderr
+    assert "already exists" in again.stdout and "nothing to do" in again.stdout
     assert remaining_ids(empty_store) == set(ids)
+
+
+def drop_stats_triggers(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {aggregates.TRIGGER_NAME} ON task"))
+        else:
+            for suffix in ("insert", "update", "delete"):
+                connection.execute(text(f"DROP TRIGGER IF EXISTS {aggregates.TRIGGER_NAME}_{suffix}"))
 
 
 def test_show_before_init_exits_1_and_says_to_run_init(fresh_database_url: str, tmp_path: Path) -> None:

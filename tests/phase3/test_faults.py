@@ -24,7 +24,7 @@ from shared.redis_server import PrivateRedis
 from shared.tasks import TaskType
 from tasklab_cli.processes import ManagedProcess, Phase, start_api
 from tests.phase3.conftest import WorkerFactory, crash, kill_horse, task_worker, work_horses
-from tests.support import submit, text, wait_for, wait_for_status
+from tests.support import stats_disagreements, submit, text, wait_for, wait_for_status
 
 #: About 1.5 s of real CPU work: long enough to be caught in the middle.
 SLOW = ("compute", {"n": 50_000_000}, 1_249_999_975_000_000)
@@ -104,6 +104,7 @@ def test_every_task_completes_while_workers_are_sigkilled_again_and_again(
     client: httpx.Client,
     workers: WorkerFactory,
     recovery_phase: Phase,
+    db_engine: Engine,
     record_property: Callable[[str, object], None],
     total: int,
     wanted_kills: int,
@@ -147,6 +148,8 @@ def test_every_task_completes_while_workers_are_sigkilled_again_and_again(
     assert all(t["result"] == 55 for t in tasks)
     rerun = sum(1 for t in tasks if t["attempts"] > 1)
     assert rerun >= 1  # kills did land in the middle of tasks
+    if recovery_phase.number >= 4:  # /stats's aggregates: each task counted once, where its row says
+        assert stats_disagreements(client.get("/stats").json(), db_engine) == []
     summary = f"tasks={total} kills={kills} restarts={started - 2} rerun={rerun} lost=0 in {elapsed:.1f}s"
     record_property("fault_run", summary)
     print(summary, file=sys.stderr)

@@ -16,14 +16,18 @@ from __future__ import annotations
 import random
 import statistics
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from phase4_monitoring import transitions
+from phase4_monitoring.monitoring.aggregates import RELATIVE_ERROR
 from phase4_monitoring.monitoring.stats import (
     MAX_WINDOW_SECONDS,
     MIN_WINDOW_SECONDS,
@@ -35,10 +39,18 @@ from shared.tasks import CATALOG, TaskType
 from tasklab_cli.processes import start_api
 from tests.phase4.conftest import PHASE4, WorkerFactory
 from tests.phase4.history import ended_task, insert
-from tests.support import submit, wait_for_status
+from tests.support import stats_disagreements, submit, wait_for_status
 
-#: SQLite's date functions keep milliseconds; PostgreSQL's keep microseconds.
-DURATION_TOLERANCE_SECONDS = 0.0015
+#: The bound /stats states for its percentiles (histogram buckets 10 % wide): relative, and
+#: absolute below a millisecond.
+HALF_A_MILLISECOND = 0.0005
+
+
+def within_bound(expected: dict[str, float]) -> object:
+    """``expected``, compared within the bound /stats states for its percentiles."""
+    return pytest.approx(expected, rel=RELATIVE_ERROR, abs=HALF_A_MILLISECOND)
+
+
 #: Error texts of the seeded failures and how many tasks fail with each: distinct counts, so
 #: the expected order is unambiguous.
 SEEDED_ERRORS: dict[str, int] = {
@@ -160,7 +172,34 @@ def test_outcomes_per_type_count_only_the_tasks_that_ended_in_the_window(client:
     assert sum(entry["completed"] for entry in by_type.values()) == len(CATALOG) * COMPLETED_PER_TYPE
 
 
-def test_run_and_wait_percentiles_are_exact_over_the_windows_completed_tasks(client: httpx.Client, seeded: Engine) -> None:
+def test_a_requeued_dead_letter_and_a_cancelled_task_count_once_where_their_rows_say(
+    client: httpx.Client, seeded: Engine
+) -> None:
+    """The aggregates follow every transition: a failed task sent back leaves the failures, a cancel joins them."""
+    columns = Task.__table__.c  # type: ignore[attr-defined]
+    with seeded.connect() as connection:
+        dead_letter = connection.execute(select(columns.id).where(columns.status == "failed").limit(1)).scalar_one()
+        waiting = connection.execute(select(columns.id).where(columns.status == "pending").limit(1)).scalar_one()
+    with Session(seeded) as session:
+        assert transitions.mark_requeued(session, dead_letter)
+        assert transitions.mark_cancelled(session, waiting)
+
+    assert stats_disagreements(read_stats(client), seeded) == []
+
+
+def test_deleting_tasks_lowers_the_counts_by_status_but_not_the_windows_history(client: httpx.Client, seeded: Engine) -> None:
+    before = read_stats(client)
+    with seeded.begin() as connection:
+        connection.execute(text("DELETE FROM task WHERE status = 'completed'"))
+
+    after = read_stats(client)
+
+    assert after["counts"]["completed"] == 0
+    assert after["counts"]["total"] == before["counts"]["total"] - before["counts"]["completed"]
+    assert [t["completed"] for t in after["task_types"]] == [t["completed"] for t in before["task_types"]]
+
+
+def test_run_and_wait_percentiles_are_within_the_stated_bound_of_the_exact_ones(client: httpx.Client, seeded: Engine) -> None:
     stats = read_stats(client)
     rows = [row for row in ended_rows(seeded, instant(stats["window_start"])) if row.status == "completed"]
 
@@ -168,11 +207,13 @@ def test_run_and_wait_percentiles_are_exact_over_the_windows_completed_tasks(cli
         mine = [row for row in rows if row.task_type == entry["task_type"]]
         runs = [(row.completed_at - row.started_at).total_seconds() for row in mine]
         waits = [(row.started_at - row.created_at).total_seconds() for row in mine]
-        assert entry["run_seconds"] == pytest.approx(quantiles(runs), abs=DURATION_TOLERANCE_SECONDS), entry["task_type"]
-        assert entry["wait_seconds"] == pytest.approx(quantiles(waits), abs=DURATION_TOLERANCE_SECONDS), entry["task_type"]
+        assert entry["run_seconds"] == within_bound(quantiles(runs)), entry["task_type"]
+        assert entry["wait_seconds"] == within_bound(quantiles(waits)), entry["task_type"]
 
 
-def test_each_priority_level_shows_its_completed_tasks_and_their_exact_queue_wait(client: httpx.Client, seeded: Engine) -> None:
+def test_each_priority_level_shows_its_completed_tasks_and_their_queue_wait_within_the_bound(
+    client: httpx.Client, seeded: Engine
+) -> None:
     stats = read_stats(client)
     rows = [row for row in ended_rows(seeded, instant(stats["window_start"])) if row.status == "completed"]
 
@@ -184,7 +225,7 @@ def test_each_priority_level_shows_its_completed_tasks_and_their_exact_queue_wai
         assert level["completed"] == len(mine), level["priority"]
         if len(mine) >= 2:  # a percentile of fewer than two values is not compared
             waits = [(row.started_at - row.created_at).total_seconds() for row in mine]
-            assert level["wait_seconds"] == pytest.approx(quantiles(waits), abs=DURATION_TOLERANCE_SECONDS), level["priority"]
+            assert level["wait_seconds"] == within_bound(quantiles(waits)), level["priority"]
     assert sum(level["completed"] for level in levels) == len(rows)
 
 
@@ -246,8 +287,10 @@ def test_a_wider_window_takes_in_the_older_tasks(client: httpx.Client, seeded: E
 def test_window_is_seconds_or_a_number_with_a_unit(client: httpx.Client, window: str | None, seconds: int) -> None:
     stats = read_stats(client, **({"window": window} if window else {}))
 
+    start, generated = instant(stats["window_start"]), instant(stats["generated_at"])
     assert stats["window_seconds"] == seconds
-    assert instant(stats["generated_at"]) - instant(stats["window_start"]) == timedelta(seconds=seconds)
+    assert start == start.replace(second=0, microsecond=0), "the window starts on a whole minute"
+    assert timedelta(seconds=seconds) <= generated - start < timedelta(seconds=seconds + 60)
 
 
 @pytest.mark.parametrize("window", ["0", "59", "59s", "8d", "604801", "9999999d"])
@@ -345,3 +388,18 @@ def test_an_empty_table_gives_zeros_and_nulls_not_errors(client: httpx.Client) -
     assert stats["counts"] == {status.value: 0 for status in TaskStatus} | {"total": 0}
     assert all(entry["failure_rate"] is None and entry["run_seconds"]["p50"] is None for entry in stats["task_types"])
     assert stats["top_errors"] == [] and not any(m["completed"] or m["failed"] for m in stats["throughput"])
+
+
+def test_concurrent_requests_share_one_computation_in_a_process_and_across_processes(env: dict[str, str], seeded: Engine) -> None:
+    """Given two API processes with the one-second cache, when ten dashboards ask at once, one computation answers all."""
+    cached = {**env, "STATS_CACHE_SECONDS": "1"}
+    servers = [start_api(PHASE4, cached), start_api(PHASE4, cached)]
+    try:
+        urls = [f"{servers[i % 2].base_url}/stats" for i in range(10)]
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(lambda url: httpx.get(url, timeout=10).json(), urls))
+    finally:
+        for server in servers:
+            server.stop()
+
+    assert len({answer["generated_at"] for answer in answers}) == 1
