@@ -164,7 +164,8 @@ def carry(root: Path = REPO_ROOT) -> list[str]:
                 continue
             if source.read_bytes() in (before, target.read_bytes()):
                 continue  # not edited in the previous phase, or carried already: nothing to do
-            if target.read_bytes() == before:
+            keeps_it = declared is not None and not declared.covers("changed", path)
+            if keeps_it or target.read_bytes() == before:  # a copy by the README's list: stays one
                 shutil.copyfile(source, target)
                 done.append(f"{current}/{path}: copied from {previous}")
                 continue

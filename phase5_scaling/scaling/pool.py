@@ -52,6 +52,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.scheduler import RQScheduler
@@ -69,7 +70,7 @@ from ..monitoring import aggregates
 from ..monitoring.logs import configure_logging, get_logger, job_log_context
 from ..monitoring.metrics import MULTIPROC_DIR_ENV, MetricsDirectories, serve_in_thread, use_directory
 from ..recovery.events import TaskEvents
-from ..recovery.worker import run_worker_loop, warm_engine
+from ..recovery.worker import STOP_REQUESTED, request_process_stop, run_worker_loop, warm_engine
 from ..worker_pubsub import PromptPubSubWorker
 from .bookkeeping import OneTripBookkeeping, PriorityQueues, WithoutPerJobLines
 from .jobs import PRIORITIES, QUEUE_NAMES, lease_keeper, make_queues, worker_events, worker_settings
@@ -194,6 +195,9 @@ class PoolWorker(PromptPubSubWorker, OneTripBookkeeping, SimpleWorker):
         adds nothing when jobs take milliseconds. Heartbeats with their own timeout (the one
         before a job, sized to the job's time limit) or inside a pipeline are always sent.
         """
+        if STOP_REQUESTED.is_set() and not self.stop_requested and self.get_state() != "busy":
+            self.stop_requested = True  # a stop RQ's handler lost in a reconnect: end the idle loop here
+            raise StopRequested
         if (
             timeout is None
             and pipeline is None
@@ -213,8 +217,14 @@ class PoolWorker(PromptPubSubWorker, OneTripBookkeeping, SimpleWorker):
         """Stamp the end; skip RQ's job heartbeat here: the job is finalized next, in this same thread."""
         job.ended_at = now()
 
+    #: Set by run_pool_process: how long after a stop request this process may still run.
+    stop_grace_seconds: float | None = None
+
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
+        # Sticky, and bounded: the supervisor may be dead (this is its parent-death signal) and
+        # Redis with it; the process ends within the grace whatever RQ's reconnects do.
+        request_process_stop(self.stop_grace_seconds)
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in RQ
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -243,6 +253,7 @@ def build_pool_worker(connection: Redis, settings: ScalingSettings, name: str) -
     worker.leases = lease_keeper(connection)  # the same keeper process_task holds its leases with
     worker.log_result_lifespan = False  # "result discarded immediately", for every job: result_ttl is always 0
     worker.max_connection_wait_time = settings.redis_reconnect_max_seconds  # RQ waits up to 60 s
+    worker.stop_grace_seconds = settings.pool_grace_seconds
     return worker
 
 
@@ -265,6 +276,8 @@ def exit_with_supervisor(supervisor_pid: int) -> bool:
 
 def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int:
     """The body of ``--child``: one RQ SimpleWorker until SIGTERM (or, with ``--burst``, empty queues)."""
+    if args.grace_seconds is not None:
+        settings = settings.model_copy(update={"pool_grace_seconds": args.grace_seconds})
     if args.parent is not None and not exit_with_supervisor(args.parent):
         return 0
     directory = os.environ.get(MULTIPROC_DIR_ENV)
@@ -293,6 +306,9 @@ def run_pool_process(args: argparse.Namespace, settings: ScalingSettings) -> int
             burst=args.burst,
             log_level=args.log_level,
             reconnect_seconds=settings.redis_reconnect_max_seconds,
+            # The supervisor runs the scheduler. A pool process that took its locks would fork a
+            # scheduler process of its own, which no parent-death signal reaches.
+            with_scheduler=False,
         )
     finally:
         engine.dispose()
@@ -635,6 +651,8 @@ def pool_process_command(slot: Slot, args: argparse.Namespace, interpreter: list
     # Not ``-m scaling.pool``: the same main, minus imports a pool process does not need.
     command = [sys.executable, *(interpreter or []), "-m", f"{__package__}.pool_process", "--child", "--name", slot.name]
     command += ["--log-level", args.log_level, "--parent", str(os.getpid())]
+    if getattr(args, "grace_seconds", None) is not None:  # the child's own bound after a stop: the pool's
+        command += ["--grace-seconds", str(args.grace_seconds)]
     return command + (["--burst"] if args.burst else [])
 
 

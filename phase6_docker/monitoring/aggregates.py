@@ -284,7 +284,8 @@ def rebuild(connection: Connection, progress: Callable[[int, int], None] | None 
         task.c.completed_at,
         task.c.error,
     ]
-    result = connection.execution_options(yield_per=REBUILD_BATCH).execute(select(*columns))
+    # yield_per on the statement, not the connection: the writes after it must not go through a server-side cursor.
+    result = connection.execute(select(*columns).execution_options(yield_per=REBUILD_BATCH))
     # One set of changes for the whole table, written once: every aggregate row is new, so
     # nothing is read back, and each row is written once instead of once per batch.
     changes = Changes()

@@ -6,7 +6,8 @@ Compared with phase 2, a worker
   ``kill -9``): RQ retries the *job* but never tells the task, which would stay ``running``;
 * runs the reconciler (:mod:`recovery.reconciler`) as a child process, so every worker
   also repairs what crashed workers and a wiped Redis left behind;
-* keeps reconnecting when Redis goes away instead of exiting.
+* keeps reconnecting when Redis goes away instead of exiting, and never forgets a stop request
+  while it does (:data:`STOP_REQUESTED`).
 
 A phase's ``worker.py`` builds its RQ worker (its queue, its settings) and hands it to
 :func:`run_worker_loop`.
@@ -20,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 from rq import Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +46,34 @@ from ..worker_pubsub import PromptPubSubWorker
 from .events import NO_EVENTS, TaskEvents
 
 log = logging.getLogger(__name__)
+
+#: Set by this process's first stop request (SIGTERM, Ctrl-C). It outlives every RQ worker object
+#: the reconnect loop builds: a stop that arrives while Redis is away, when RQ's handler may be
+#: lost inside a reconnect, still ends the process at the next chance (the next heartbeat, the
+#: next turn of :func:`run_worker_loop`).
+STOP_REQUESTED = threading.Event()
+
+
+def request_process_stop(grace_seconds: float | None = None) -> None:
+    """Remember that this process must stop; with ``grace_seconds``, end it after that long whatever it is doing.
+
+    The bound is for a process that nobody else will stop: a pool process whose supervisor is
+    dead cannot count on a second signal or a grace kill, and a Redis or a database that does
+    not answer must not keep it alive.
+    """
+    if STOP_REQUESTED.is_set():
+        return
+    STOP_REQUESTED.set()
+    if grace_seconds is not None:
+        threading.Thread(target=_exit_after, args=(grace_seconds,), name="stop-deadline", daemon=True).start()
+
+
+def _exit_after(grace_seconds: float) -> None:
+    time.sleep(grace_seconds)
+    log.warning("still running %.1f s after the stop request: exiting now", grace_seconds)
+    logging.shutdown()
+    os._exit(0)  # not sys.exit: that only ends this thread
+
 
 #: RQ's ``work_horse_killed_handler`` signature: the job, the horse's pid, its wait status, its rusage.
 HorseKilledHandler = Callable[[Job, int, int, struct_rusage], None]
@@ -60,7 +91,16 @@ class TaskWorker(PromptPubSubWorker, Worker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
+        request_process_stop()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in RQ
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ's loop beats before every dequeue: a stop its own handler lost (in a reconnect)
+        # ends an idle worker here.
+        if STOP_REQUESTED.is_set() and not self.stop_requested and self.get_state() != "busy":
+            self.stop_requested = True
+            raise StopRequested
+        super().heartbeat(timeout, pipeline)
 
 
 def crashed_attempt_handler(engine: Engine, events: TaskEvents = NO_EVENTS) -> HorseKilledHandler:
@@ -153,19 +193,21 @@ def run_worker_loop(
                 f"{exc}: a worker killed with this name stays registered for a few minutes; use another --name", file=sys.stderr
             )
             return 1
-        if burst or (worker is not None and worker.stop_requested):
+        if burst or STOP_REQUESTED.is_set() or (worker is not None and worker.stop_requested):
             return 0
         # RQ ends its loop on Redis errors (and on any error it does not expect). Redis is the
         # thing that comes back: wait, mark the old loop dead, so the new one may take its name.
         signal.signal(signal.SIGTERM, exit_on_signal)  # RQ's handlers still point at the old loop
         signal.signal(signal.SIGINT, exit_on_signal)
         log.warning("worker %s: RQ's loop ended unexpectedly; starting a new one", name)
-        time.sleep(reconnect_seconds)
+        if STOP_REQUESTED.wait(reconnect_seconds):  # a stop during the wait: do not start again
+            return 0
         if worker is not None:
             forget_registration(worker)
 
 
 def exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    request_process_stop()
     raise SystemExit(0)
 
 
