@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,10 +30,12 @@ from resource import struct_rusage
 from types import FrameType
 from typing import Any, Protocol
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import StopRequested
 from rq.job import Job
+from rq.utils import as_text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -162,6 +165,10 @@ class StoppableWorker(Protocol):
     """What :func:`run_worker_loop` needs of an RQ worker: forking (phases 3, 4) or not (phase 5)."""
 
     stop_requested: bool
+    connection: Redis
+
+    @property
+    def key(self) -> str: ...
 
     def work(self, burst: bool = ..., logging_level: str | None = ..., *args: Any, **kwargs: Any) -> bool: ...
 
@@ -189,6 +196,14 @@ def run_worker_loop(
         except RedisError as exc:
             log.warning("worker loop stopped: %s: %s", type(exc).__name__, exc)
         except ValueError as exc:  # RQ: "There exists an active worker named …"
+            if worker is not None and registered_by_this_process(worker):
+                # Our own registration from before an outage (a partition, a Redis restart with
+                # its data): the loop that made it is gone, so it is safe to replace it.
+                log.warning("worker %s: replacing its own registration from before the outage", name)
+                forget_registration(worker)
+                if STOP_REQUESTED.wait(reconnect_seconds):
+                    return 0
+                continue
             print(
                 f"{exc}: a worker killed with this name stays registered for a few minutes; use another --name", file=sys.stderr
             )
@@ -209,6 +224,14 @@ def run_worker_loop(
 def exit_on_signal(signum: int, frame: FrameType | None) -> None:
     request_process_stop()
     raise SystemExit(0)
+
+
+def registered_by_this_process(worker: StoppableWorker) -> bool:
+    """Whether the registration in Redis under this worker's name was made by this very process."""
+    with contextlib.suppress(RedisError):
+        pid, hostname = worker.connection.hmget(worker.key, ["pid", "hostname"])
+        return pid is not None and int(pid) == os.getpid() and as_text(hostname or b"") == socket.gethostname()
+    return False
 
 
 def forget_registration(worker: StoppableWorker) -> None:

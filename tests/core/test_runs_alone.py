@@ -167,7 +167,9 @@ def test_a_phase_copied_alone_serves_a_task_end_to_end(
 def test_the_phase_5_demo_runs_alone(number: int, bare_python: Path, tmp_path: Path, redis_url: str) -> None:
     workdir = copy_alone(PACKAGES[number], tmp_path)
 
-    demo = run(bare_python, workdir, bare_env(workdir, redis_url), "-m", "phase5_scaling.demo", "--tasks", "20")
+    demo = run(
+        bare_python, workdir, bare_env(workdir, redis_url), "-m", "phase5_scaling.demo", "--tasks", "10", "--time-scale", "0"
+    )
 
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "every task completed" in demo.stdout
