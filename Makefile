@@ -17,6 +17,8 @@
 #   make lint            ruff check, ruff format --check and mypy, as CI runs them
 #   make compose-test    phase 6 on a private Docker engine: build, run, verify, faults (root)
 #   make compose-up      phase 6's stack for a user (docker compose; make compose-env first)
+#   make k8s-env         the Secret's env file of phase 6's Kubernetes OVERLAY=dev (or production,
+#                        with K8S_DATABASE_URL and K8S_REDIS_URL), from make compose-env's .env
 #   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
 #   make install-all     every extra at once (bench, docs, browser), as CI and make lint use them
 
@@ -122,6 +124,14 @@ docs: $(STAMP)
 carry-forward: $(STAMP)
 	$(PY) -m tasklab_cli.copyforward carry
 	$(PY) -m tasklab_cli.copyforward check
+
+# Phase 6 on Kubernetes: Kustomize reads files only inside an overlay's folder, so its secret
+# generator's env file is written there (git ignores it), from Compose's .env and Prometheus's key.
+# Production's store URLs come from the environment (K8S_DATABASE_URL, K8S_REDIS_URL), never argv.
+OVERLAY ?= dev
+.PHONY: k8s-env
+k8s-env: $(STAMP)
+	$(PY) -m phase6_docker.k8s.envfile --overlay $(OVERLAY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tasklab.db tasklab.db-shm tasklab.db-wal tasklab.db-writer-turn

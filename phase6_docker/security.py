@@ -2,10 +2,16 @@
 
 Phases 1–5 run on a developer's machine and stay open. Phase 6 publishes port 8000, so:
 
-* **Every route needs an API key** except ``/health`` (the container's health check and load
-  balancers call it without one) and the API's documentation (``/docs``, ``/redoc``,
-  ``/openapi.json``: the API's shape, which the repository shows anyway). ``/metrics``,
-  ``/stats``, ``/dashboard`` and the task routes answer 401 without a key.
+* **Every route needs an API key** except the probes and the API's documentation (``/docs``,
+  ``/redoc``, ``/openapi.json``: the API's shape, which the repository shows anyway).
+  ``/metrics``, ``/stats``, ``/dashboard``, ``/ready`` and the task routes answer 401 without
+  a key.
+* **The probes carry no key**: ``/health`` (liveness: the process answers) and
+  ``/ready/accepting`` (readiness: the database and its table answer; :mod:`phase6_docker.api`).
+  Docker's health check, Kubernetes' kubelet and load balancers call them, and a probe cannot
+  read a key from a Secret (its headers are written in the manifest, in git). They reveal
+  nothing secret: a fixed status, and for each of the database and Redis "ok" or the name of
+  the exception class that made it "down", never an address, a credential or a task.
 * **A key is sent** as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 * **Keys are stored as SHA-256 digests** (``API_KEY_HASHES``), never in clear: a leaked ``.env``
   or ``docker inspect`` does not leak a usable key. A plain hash is enough, and a slow one
@@ -48,8 +54,10 @@ from .settings import KEY_NAME, Phase6Settings, load_settings
 
 log = get_logger("phase6_docker.security")
 
-#: Reachable without a key: liveness, and the API's documentation (its shape is no secret).
-PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: Kubernetes' readiness probe (:func:`phase6_docker.api.read_accepting`): 200 while a task can be accepted.
+ACCEPTING_PATH = "/ready/accepting"
+#: Reachable without a key: the probes (liveness, readiness), and the API's documentation (its shape is no secret).
+PUBLIC_PATHS = frozenset({"/health", ACCEPTING_PATH, "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 #: The offline Swagger UI and ReDoc files the documentation pages load (fastapi-offline).
 PUBLIC_PREFIXES = ("/static-offline-docs/",)
 #: The one rate-limited operation: it writes a row and a job, the expensive thing to flood.
