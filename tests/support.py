@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +33,8 @@ class ServedPhase:
 
     phase: Phase
     base_url: str
+    #: What every request carries: phase 6 asks for an API key, the others for nothing.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def wait_for(

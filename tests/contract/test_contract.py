@@ -1,4 +1,4 @@
-"""The HTTP contract of ../shared/DESIGN.md, checked against every phase's real server.
+"""The HTTP contract of README.md ("The HTTP contract"), checked against every phase's real server.
 
 Each phase runs as a real ``uvicorn`` process, with its worker from phase 2 on (the ``served``
 fixture, in ``conftest.py``), and the tests talk to it with httpx, a client that is not
@@ -24,7 +24,7 @@ ONE_MEBIBYTE = 1024 * 1024
 
 @pytest.fixture
 def client(served: ServedPhase, empty_store: Engine) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.base_url, timeout=10.0) as http:
+    with httpx.Client(base_url=served.base_url, headers=served.headers, timeout=10.0) as http:
         yield http
 
 

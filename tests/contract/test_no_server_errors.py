@@ -45,6 +45,8 @@ def test_no_request_gets_a_server_error(served: ServedPhase, tmp_path: Path) -> 
         "--request-timeout", str(FUZZ_REQUEST_TIMEOUT_SECONDS),
         "--no-color",
     ]  # fmt: skip
+    for name, value in served.headers.items():  # phase 6: a key on every request, so the fuzz reaches the routes
+        command += ["--header", f"{name}: {value}"]
 
     # In a scratch folder: schemathesis may write its cache or reports into the current one.
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=FUZZ_RUN_TIMEOUT_SECONDS)
