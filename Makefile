@@ -19,7 +19,8 @@
 #   make compose-up      phase 6's stack for a user (docker compose; make compose-env first)
 #   make k8s-env         the Secret's env file of phase 6's Kubernetes OVERLAY=dev (or production,
 #                        with K8S_DATABASE_URL and K8S_REDIS_URL), from make compose-env's .env
-#   make system-deps     the Debian packages phase 4's tests drive: prometheus (with promtool), chromium
+#   make system-deps     the Debian packages some tests drive: prometheus (with promtool), chromium,
+#                        iproute2 and nftables (the network partition of phases 3-5, as root)
 #   make install-all     every extra at once (bench, docs, browser), as CI and make lint use them
 
 PYTHON ?= python3
@@ -42,8 +43,8 @@ TEST_SELECTION := $(if $(filter command line,$(origin PHASE)),--phase $(PHASE))
 PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 
 #: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser).
-SYSTEM_PACKAGES := prometheus chromium
-SYSTEM_COMMANDS := prometheus promtool chromium
+SYSTEM_PACKAGES := prometheus chromium iproute2 nftables
+SYSTEM_COMMANDS := prometheus promtool chromium ip nft
 
 .PHONY: help install install-all system-deps demo test test-tools test-slow run bench docs carry-forward clean
 

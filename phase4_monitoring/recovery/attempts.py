@@ -22,6 +22,7 @@ from phase 4 on it also passes the :class:`~recovery.events.TaskEvents` it liste
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,8 @@ from .settings import RecoverySettings, RetryPolicy
 RESULT_TTL_SECONDS = 0
 #: A job that crashed stays inspectable in RQ's FailedJobRegistry for a day.
 FAILURE_TTL_SECONDS = 24 * 3600
+
+log = logging.getLogger(__name__)
 
 
 def retry_for(policy: RetryPolicy, attempts_made: int = 0) -> Retry | None:
@@ -181,7 +184,10 @@ def run_attempt(
 
     with Session(engine) as session:
         if not transitions.mark_completed(session, task_id, result):
-            return None  # cancelled while it ran: the cancel stands, the result is dropped
+            # Cancelled while it ran, or taken over by another worker after this one lost its
+            # lease (a partition): the row has moved on, so this late write is refused.
+            log.warning("task %s: result of attempt %s refused: the task is no longer running here", task_id, task.attempts)
+            return None
         # Reported the instant the commit returns, before the connection goes back to the pool
         # (a round trip on PostgreSQL): a process killed between the commit and the count loses
         # the count, so that gap is kept to microseconds.
