@@ -42,7 +42,8 @@ TEST_SELECTION := $(if $(filter command line,$(origin PHASE)),--phase $(PHASE))
 #: do not group under pytest 9).
 PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 
-#: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser).
+#: Debian packages the tests drive for real (phase 4: a Prometheus server, a headless browser;
+#: phases 3-5: network namespaces and nftables for the partition test, run as root).
 SYSTEM_PACKAGES := prometheus chromium iproute2 nftables
 SYSTEM_COMMANDS := prometheus promtool chromium ip nft
 
