@@ -5,7 +5,7 @@ this tool fills the fenced block that follows the marker:
 
     <!-- listing: shared/models.py -->                  the whole file
     <!-- listing: shared/models.py:Task -->             one top-level def, class or assignment
-    <!-- listing: shared/web.py:BodySizeLimitMiddleware.__call__ -->    a method of a class
+    <!-- listing: shared/redis_server.py:RedisServer.start -->    a method of a class
     <!-- diff: phase1_basic/api.py phase2_queue/api.py -->              a unified diff
     <!-- generated: phase4_monitoring.monitoring.metrics:reference_table -->       Markdown a function returns,
     …                                                                   up to the line

@@ -1,6 +1,6 @@
 """A status cache in Redis for ``GET /tasks/{id}`` that can never be stale.
 
-The seeds ask for a Redis cache in front of the task status. The danger of any cache is serving
+Phase 5 puts a Redis cache in front of the task status. The danger of any cache is serving
 a status older than the one the database committed: a client polling a task would see it go
 back from ``completed`` to ``running``. The rule here makes that impossible by construction:
 **cache only what cannot change.** A task that is ``completed`` or ``cancelled`` has no way out

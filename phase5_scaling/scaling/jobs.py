@@ -1,8 +1,8 @@
 """Phase 5's queues and job: one RQ queue per priority level, and phase 4's observed attempt.
 
 Priority ``p`` (1 lowest … 5 highest) goes to the queue ``phase5:p<p>``. A worker listens to the
-five queues highest first, and RQ takes from the first non-empty one: that is the seeds'
-``BRPOP 5 → 1``, FIFO within a level. Strict order alone starves the low levels under a steady
+five queues highest first, and RQ takes from the first non-empty one: the order of one Redis
+``BRPOP`` over the five lists, 5 first, FIFO within a level. Strict order alone starves the low levels under a steady
 stream of urgent work; :mod:`scaling.priorities` bounds every level's wait.
 
 The attempt is phase 4's, unchanged (:func:`recovery.attempts.run_attempt` with the

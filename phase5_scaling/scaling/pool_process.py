@@ -2,7 +2,7 @@
 
 It runs :func:`scaling.pool.main`, like ``python -m scaling.pool`` would; the only
 difference is what the process never loads. A pool process is one of N, so every megabyte it
-imports is paid N times (issue 7 prices a pool process at 70 MB). One megabyte-sized import buys
+imports is paid N times (phase 5's target allows a pool process 70 MB). One megabyte-sized import buys
 it nothing: structlog's ``dev`` module imports rich, and with it pygments and attrs, whenever
 rich is installed, to pretty-print exceptions on a terminal. The project installs rich for its
 command-line tools; a pool process writes its log lines to a pipe or a file and formats its

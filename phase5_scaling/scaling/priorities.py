@@ -1,9 +1,9 @@
 """Five priority levels, taken highest first, and a bound on how long any level waits.
 
-Strict priority is what the seeds ask for: every worker listens to ``phase5:p5`` … ``phase5:p1``
-in that order, and RQ takes from the first queue that is not empty. Alone, it starves: with a
-steady stream of priority-5 work, a priority-1 task waits for ever (RQ #1420, Celery #4028 and
-#7633 ask for a fix; none ships one).
+Strict priority is the plain reading of "priority": every worker listens to ``phase5:p5`` …
+``phase5:p1`` in that order, and RQ takes from the first queue that is not empty. Alone, it
+starves: with a steady stream of priority-5 work, a priority-1 task waits for ever (RQ's issue
+#1420 and Celery's #4028 and #7633 ask for a fix; neither ships one).
 
 The rule here is *aging with a bound*: each level below the top has a longest wait
 (``PRIORITY_MAX_WAIT_SECONDS``, 60 s for level 1 … 5 s for level 4 by default). The pool checks

@@ -1,4 +1,5 @@
-"""The metrics contract (../shared/DESIGN.md), checked the way an operator would rely on it.
+"""The metrics contract (the table in docs/04-monitoring.md, generated from
+phase4_monitoring/monitoring/metrics.py), checked the way an operator would rely on it.
 
 Real processes export, a real ``promtool`` lints, a real Prometheus scrapes; the database is the
 referee. The central promise: summed over every endpoint Prometheus scrapes, a task counter
@@ -260,7 +261,7 @@ def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_m
 # The names are a contract
 
 
-#: ../shared/DESIGN.md, "Metrics contract": every name, its type and its labels.
+#: The metrics contract, as chapter 4's table states it: every name, its type and its labels.
 CONTRACT = {
     "tasklab_tasks_submitted_total": ("counter", "`task_type`, `priority`"),
     "tasklab_tasks_finished_total": ("counter", "`task_type`, `outcome`"),
