@@ -129,6 +129,16 @@ class OtherHost:
         subprocess.run(["ip", "netns", "exec", self.namespace, "nft", "-f", "-"], input=CUT_RULES.encode(), check=True)
         self.is_cut = True
 
+    def cut_port(self, port: int) -> None:
+        """Drop only the packets to and from one port of this host's end (one store), both ways."""
+        rules = f"""table inet tasklab_partition {{
+  chain in {{ type filter hook input priority 0; policy accept; ip saddr {self.host_address} tcp sport {port} drop; }}
+  chain out {{ type filter hook output priority 0; policy accept; ip daddr {self.host_address} tcp dport {port} drop; }}
+}}
+"""
+        subprocess.run(["ip", "netns", "exec", self.namespace, "nft", "-f", "-"], input=rules.encode(), check=True)
+        self.is_cut = True
+
     def heal(self) -> None:
         self.run("nft", "delete", "table", "inet", "tasklab_partition")
         self.is_cut = False
