@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): what the chapters claim, measured side by side.
 
-Two parts, one run, one machine:
+Two parts by default, three more on request, one run, one machine:
 
 * **submit** (:mod:`bench.submit`): ``POST /tasks`` throughput and p50/p99 latency of each
   phase's real uvicorn server under a fixed-concurrency HTTP load on loopback, next to the
@@ -9,6 +9,10 @@ Two parts, one run, one machine:
   no-op tasks, until every row is ``completed`` in the database, with the peak memory of the
   processes (:mod:`bench.memory`); Celery's prefork pool drains the same tasks beside phase 5
   (:mod:`bench.celery_peer`).
+* on request, **list** (:mod:`bench.listing`, ``--list-rows``): ``GET /tasks``' queries on a
+  seeded table; **stats** (:mod:`bench.stats_query`, ``--stats-rows``): building the ``/stats``
+  aggregates from a seeded table, then ``/stats`` itself per window; **dashboards**
+  (:mod:`bench.dashboards`, ``--dashboards``): ``POST /tasks`` throughput with dashboards open.
 
 Absolute figures depend on the machine and on what else it runs; the ratios (to the floor, to
 one worker) are what carries from one machine to another. :mod:`bench.report` prints both.

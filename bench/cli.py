@@ -1,4 +1,4 @@
-"""``python -m bench`` / ``make bench``: run both parts, print the tables, optionally write JSON.
+"""``python -m bench`` / ``make bench``: run the parts asked for, print the tables, optionally write JSON.
 
 The run owns everything it starts: a private ``redis-server`` (never ``$REDIS_URL``: the
 benchmark flushes its database between measurements), a temporary work folder with a fresh
@@ -34,6 +34,7 @@ from rich.progress import (
 )
 
 from bench.config import DEFAULTS, QUICK, BenchConfig
+from bench.dashboards import DASHBOARD_PHASE, REFRESH_SECONDS, measure_dashboards
 from bench.drain import DrainResult, measure_drain
 from bench.listing import measure_listing
 from bench.machine import load_average, machine_facts
@@ -55,6 +56,11 @@ CELERY_PEER_OF_PHASE = 5
 PIPED_OUTPUT_WIDTH = 170
 
 
+def str_list(text: str) -> tuple[str, ...]:
+    """``"24h,7d"`` → ``("24h", "7d")``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def int_list(text: str) -> tuple[int, ...]:
     """``"1,2"`` → ``(1, 2)``; an empty string → ``()`` (skip that part)."""
     try:
@@ -71,11 +77,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "drain N no-op tasks, with their peak memory (phase 4 ÷ phase 3 prices monitoring), and Celery's prefork pool "
         "beside phase 5; (c) on request, how long GET /tasks' queries take on a table of "
         "--list-rows tasks, on SQLite and PostgreSQL; (d) on request, how long GET /stats takes on a table of "
-        "--stats-rows tasks, on both as well. Prints a table of figures and ratios.",
+        "--stats-rows tasks spread over each of --stats-spans, on both as well, and how long building its aggregates "
+        f"from those rows takes; (e) on request, phase {DASHBOARD_PHASE}'s POST /tasks throughput alone and with "
+        f"--dashboards N dashboards polling GET /stats every {REFRESH_SECONDS:.0f} s. Prints a table of figures and ratios.",
         epilog="Everything runs on loopback with a private redis-server and temporary SQLite files. "
         "--quick shrinks every number to a smoke test; an explicit option still wins over it. "
         "Only the list queries: --phases '' --drain-tasks 0 --list-rows 1000000; only /stats: "
-        "--phases '' --drain-tasks 0 --stats-rows 1000000.",
+        "--phases '' --drain-tasks 0 --stats-rows 1000000; only the dashboards: --phases '' --drain-tasks 0 "
+        "--dashboards 10.",
     )
     # Every default is None here so that --quick can tell "not given" from "given".
     parser.add_argument(
@@ -146,8 +155,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stats-windows",
-        type=lambda text: tuple(w for w in text.split(",") if w),
+        type=str_list,
         help=f"windows to time /stats with (default {','.join(DEFAULTS.stats_windows)})",
+    )
+    parser.add_argument(
+        "--stats-spans",
+        type=str_list,
+        help="how far back the seeded history reaches, up to now; one table seeded, built and timed per span "
+        f"(default {','.join(DEFAULTS.stats_spans)})",
     )
     parser.add_argument(
         "--stats-postgres",
@@ -155,6 +170,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get(POSTGRES_URL_VARIABLE),
         help="PostgreSQL URL to time /stats on too, in a schema of its own, dropped after "
         f"(default ${POSTGRES_URL_VARIABLE}; unset: SQLite only)",
+    )
+    parser.add_argument(
+        "--dashboards",
+        type=int,
+        help=f"(e) time phase {DASHBOARD_PHASE}'s POST /tasks alone and with this many dashboards polling GET /stats "
+        f"every {REFRESH_SECONDS:.0f} s (issue 22: 10; default 0: skip)",
+    )
+    parser.add_argument(
+        "--dashboard-requests",
+        type=int,
+        help=f"(e) POST /tasks requests per condition, all rounds together (default {DEFAULTS.dashboard_requests})",
     )
     parser.add_argument(
         "--json", dest="json_path", type=Path, help="also write the figures, ratios and machine facts to this JSON file"
@@ -183,11 +209,16 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise SystemExit("--drain-phases: only phases with a worker (2 on) drain a queue")
     if config.stats_rows < 0 or config.stats_repeats < 1:
         raise SystemExit("--stats-rows must be at least 0 and --stats-repeats at least 1")
-    try:
-        for window in config.stats_windows:
-            parse_window(window)
-    except ValueError as exc:
-        raise SystemExit(f"--stats-windows: {exc}") from None
+    for option, values in (("--stats-windows", config.stats_windows), ("--stats-spans", config.stats_spans)):
+        try:
+            for value in values:
+                parse_window(value)
+        except ValueError as exc:
+            raise SystemExit(f"{option}: {exc}") from None
+    if config.stats_rows > 0 and not config.stats_spans:
+        raise SystemExit("--stats-spans: give at least one span")
+    if config.dashboards < 0 or config.dashboard_requests < 1:
+        raise SystemExit("--dashboards must be at least 0 and --dashboard-requests at least 1")
     if config.list_rows < 0 or config.list_repeats < 1:
         raise SystemExit("--list-rows must be at least 0 and --list-repeats at least 1")
     return config
@@ -260,6 +291,7 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
         any(PHASES[n].has_worker for n in config.phases)
         or (config.drain_tasks > 0 and bool(config.drain_workers) and bool(config.drain_phases))
         or config.stats_rows > 0  # part (d) reads queue depth and workers, as /stats does
+        or config.dashboards > 0  # part (e) runs phase 4's API, which needs its Redis
     )
     with ExitStack() as cleanup:
         if not config.keep:
@@ -297,14 +329,27 @@ def run(config: BenchConfig, console: Console) -> BenchReport:
             if config.stats_rows > 0 and redis_url is not None:
                 backends = ["sqlite", "postgresql"] if config.stats_postgres_url else ["sqlite"]
                 for backend in backends:
-                    measured = attempt(
-                        report,
-                        console,
-                        f"/stats on {backend}",
-                        partial(measure_stats_query, backend, config, workdir, redis_url, console.print),
-                    )
-                    if measured is not None:
-                        report.stats_query.append(measured)
+                    for span in config.stats_spans:
+                        measured = attempt(
+                            report,
+                            console,
+                            f"/stats on {backend}, span {span}",
+                            partial(measure_stats_query, backend, span, config, workdir, redis_url, console.print, progress),
+                        )
+                        if measured is not None:
+                            report.stats_query.append(measured)
+            if config.dashboards > 0 and redis_url is not None:
+                console.print(
+                    f"(e) phase {DASHBOARD_PHASE}: POST /tasks alone and with {config.dashboards} dashboards polling /stats …"
+                )
+                watched = attempt(
+                    report,
+                    console,
+                    "POST /tasks with dashboards",
+                    partial(measure_dashboards, config, workdir, redis_url, progress),
+                )
+                if watched is not None:
+                    report.dashboards = watched
 
     report.duration_seconds = time.perf_counter() - started
     report.load_average_at_end = load_average()

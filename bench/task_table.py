@@ -10,13 +10,19 @@ type alike, mostly ``completed`` with some ``failed`` (a handful of distinct err
 still in flight. A fixed random seed makes every run seed the same table. Values go through the
 column types' own bind processors, so the stored format (SQLite's text timestamps and hex
 UUIDs) is exactly what the application writes.
+
+By default the history is fixed in time (it starts on 2026-01-01; a million rows span about a
+month) and the status mix is :data:`STATUS_MIX`: part (c) seeds that. A caller may instead give
+the history's ``span`` and ``end`` (the rows are then spread evenly over ``[end − span, end)``,
+each at a random instant of its own slot, whatever their number) and its own status mix: part
+(d) seeds the last day or week up to the wall clock with :data:`REALISTIC_STATUS_MIX`.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,14 +40,24 @@ from shared.tasks import TaskType
 SEED_START = datetime(2026, 1, 1, tzinfo=UTC)
 #: Mean gap between two seeded tasks: a million rows span about a month.
 MEAN_GAP_SECONDS = 2.5
+#: A status mix: each status and its share of the seeded rows.
+StatusMix = tuple[tuple[TaskStatus, float], ...]
 #: Share of each status among the seeded rows (the rest of a real table's life: mostly done).
-STATUS_MIX: tuple[tuple[TaskStatus, float], ...] = (
+STATUS_MIX: StatusMix = (
     (TaskStatus.COMPLETED, 0.90),
     (TaskStatus.FAILED, 0.05),
     (TaskStatus.PENDING, 0.02),
     (TaskStatus.RUNNING, 0.01),
     (TaskStatus.RETRYING, 0.01),
     (TaskStatus.CANCELLED, 0.01),
+)
+#: Issue 22's table, for ``/stats``: 80 % completed, 10 % failed, 5 % pending, 3 % running, 2 % retrying.
+REALISTIC_STATUS_MIX: StatusMix = (
+    (TaskStatus.COMPLETED, 0.80),
+    (TaskStatus.FAILED, 0.10),
+    (TaskStatus.PENDING, 0.05),
+    (TaskStatus.RUNNING, 0.03),
+    (TaskStatus.RETRYING, 0.02),
 )
 #: What failed tasks say: a few messages, the way real failures cluster.
 SEED_ERRORS = (
@@ -57,16 +73,41 @@ BATCH_ROWS = 20_000
 RANDOM_SEED = 20260101
 
 
-def seeded_rows(count: int, *, rng_seed: int = RANDOM_SEED) -> Iterator[dict[str, Any]]:
-    """``count`` task rows as column → Python value, oldest first, the same for a given seed."""
+def seeded_rows(
+    count: int,
+    *,
+    rng_seed: int = RANDOM_SEED,
+    span: timedelta | None = None,
+    end: datetime | None = None,
+    status_mix: StatusMix = STATUS_MIX,
+) -> Iterator[dict[str, Any]]:
+    """``count`` task rows as column → Python value, oldest first, the same for a given seed.
+
+    Without ``span`` the rows start at :data:`SEED_START`, a random gap of
+    :data:`MEAN_GAP_SECONDS` on average apart. With it, they are created over
+    ``[end − span, end)`` (``end``: now, by default): each row at a random instant of its own
+    equal slot, so any number of rows covers the whole span evenly, in order.
+    """
+    if span is None and end is not None:
+        raise ValueError("end needs a span")
+    if span is not None and span <= timedelta(0):
+        raise ValueError(f"span must be positive, got {span}")
     rng = random.Random(rng_seed)
-    statuses = [status for status, _ in STATUS_MIX]
-    weights = [share for _, share in STATUS_MIX]
+    statuses = [status for status, _ in status_mix]
+    weights = [share for _, share in status_mix]
     task_types = list(TaskType)
     created_at = SEED_START
-    for _ in range(count):
-        # At least one microsecond apart, as a real clock would stamp tasks one by one.
-        created_at += timedelta(microseconds=1 + int(rng.expovariate(1 / MEAN_GAP_SECONDS) * 1_000_000))
+    first, slot_us = SEED_START, 0.0
+    if span is not None:
+        first = (end or datetime.now(UTC)) - span
+        slot_us = span / timedelta(microseconds=1) / max(count, 1)
+    for index in range(count):
+        if span is None:
+            # At least one microsecond apart, as a real clock would stamp tasks one by one.
+            created_at += timedelta(microseconds=1 + int(rng.expovariate(1 / MEAN_GAP_SECONDS) * 1_000_000))
+        else:
+            slotted = first + timedelta(microseconds=int((index + rng.random()) * slot_us))
+            created_at = max(slotted, created_at + timedelta(microseconds=1)) if index else slotted
         status = rng.choices(statuses, weights)[0]
         started = status not in (TaskStatus.PENDING,)
         started_at = created_at + timedelta(milliseconds=rng.randint(1, 2_000)) if started else None
@@ -137,10 +178,37 @@ def _load_postgresql(connection: Connection, rows: Iterator[dict[str, Any]]) -> 
             copy.write_row(encode(row))
 
 
-def seed_tasks(engine: Engine, count: int, *, rng_seed: int = RANDOM_SEED) -> None:
+def _counted(rows: Iterator[dict[str, Any]], on_rows: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
+    """``rows`` as they are, telling ``on_rows`` how many went by, every :data:`BATCH_ROWS` and at the end."""
+    if on_rows is None:
+        yield from rows
+        return
+    passed = 0
+    for row in rows:
+        yield row
+        passed += 1
+        if passed == BATCH_ROWS:
+            on_rows(passed)
+            passed = 0
+    if passed:
+        on_rows(passed)
+
+
+def seed_tasks(
+    engine: Engine,
+    count: int,
+    *,
+    rng_seed: int = RANDOM_SEED,
+    span: timedelta | None = None,
+    end: datetime | None = None,
+    status_mix: StatusMix = STATUS_MIX,
+    on_rows: Callable[[int], None] | None = None,
+) -> None:
     """Replace the task table behind ``engine`` with ``count`` seeded rows and every index built.
 
-    Drops the table first: point this only at a database made for the benchmark.
+    Drops the table first (its triggers go with it): point this only at a database made for the
+    benchmark. ``span``, ``end`` and ``status_mix`` are :func:`seeded_rows`'; ``on_rows`` hears
+    how many rows were loaded, batch by batch.
     """
     SQLModel.metadata.drop_all(engine, tables=[Task.__table__])  # type: ignore[attr-defined]
     init_db(engine)
@@ -148,10 +216,11 @@ def seed_tasks(engine: Engine, count: int, *, rng_seed: int = RANDOM_SEED) -> No
     with engine.begin() as connection:
         for index in indexes:
             index.drop(connection)
+        rows = _counted(seeded_rows(count, rng_seed=rng_seed, span=span, end=end, status_mix=status_mix), on_rows)
         if connection.dialect.name == "sqlite":
-            _load_sqlite(connection, seeded_rows(count, rng_seed=rng_seed))
+            _load_sqlite(connection, rows)
         else:
-            _load_postgresql(connection, seeded_rows(count, rng_seed=rng_seed))
+            _load_postgresql(connection, rows)
         for index in indexes:
             index.create(connection)
     if engine.dialect.name == "postgresql":
