@@ -3,7 +3,8 @@
 #   make compose-test    build the image from phase6_docker/Dockerfile on a private Docker engine,
 #                        run compose.yaml (infrastructure images swapped by compose.ci.yaml) and
 #                        the must-show scenario: non-root image, healthy stack, verify, a killed
-#                        worker and a restarted Redis, draining, down/up. Needs root; installs
+#                        worker and a restarted Redis, draining, down/up, a worker cut off the
+#                        network and reconnected. Needs root; installs
 #                        docker.io, docker-compose and debootstrap when missing; cleans up after.
 #   make compose-up      the same stack for a user, with official images: docker compose up
 #                        (WORKERS=N pools, default 3)

@@ -15,8 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError, model_validator
-from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from shared.tasks import CATALOG, TaskType, validate_payload
@@ -126,17 +125,6 @@ class Task(TaskBase, table=True):
         Index("ix_task_status_created_at_id", "status", "created_at", "id"),
         Index("ix_task_task_type_created_at_id", "task_type", "created_at", "id"),
         Index("ix_task_status_task_type_created_at_id", "status", "task_type", "created_at", "id"),
-        # GET /stats reads the tasks that ended within a window, by status: a range of this index
-        # per final status, holding every column the figures need (an index-only read, never the
-        # table). Partial: only ended tasks are in it, so the hot writes of a task's life (pending →
-        # running → retrying) never touch it; a task enters it once, when it ends. Its condition,
-        # WHERE completed_at IS NOT NULL, is attached as the index is created (partial_index_where,
-        # below): written here, postgresql_where= would load the PostgreSQL dialect into every
-        # process, SQLite ones included (2 MB of each pool process, chapter 5).
-        Index(
-            "ix_task_status_completed_at_stats",
-            "status", "completed_at", "task_type", "started_at", "created_at", "priority",
-        ),
     )  # fmt: skip
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -192,22 +180,3 @@ class TaskPage(SQLModel):
 
 
 TASK_TYPES: tuple[str, ...] = tuple(t.value for t in CATALOG)
-
-
-#: The partial indexes' conditions, by index name.
-PARTIAL_INDEX_WHERE = {"ix_task_status_completed_at_stats": "completed_at IS NOT NULL"}
-
-
-@event.listens_for(Index, "before_create")
-def partial_index_where(index: Index, connection: Connection, **_kw: Any) -> None:
-    """Give a partial index its ``<dialect>_where`` option just before it is created.
-
-    Written in ``Index(..., postgresql_where=...)``, the option would make SQLAlchemy load the
-    PostgreSQL dialect (to check the option's name) in every process that imports this module,
-    SQLite ones included: about 2 MB per process, a pool process's share of issue 7's 70 MB.
-    Attached here, it loads nothing the connection has not already loaded, and the ``CREATE
-    INDEX`` is the same. SQLite and PostgreSQL both take ``where``.
-    """
-    condition = PARTIAL_INDEX_WHERE.get(index.name or "")
-    if condition is not None and connection.dialect.name in ("sqlite", "postgresql"):
-        index.dialect_kwargs[f"{connection.dialect.name}_where"] = text(condition)

@@ -19,7 +19,7 @@ The figures, and the query behind each one:
 
 *The same cost at any size.* The database figures come from aggregates the database keeps as
 tasks change (:mod:`.aggregates`: triggers capture every change in its own transaction, and
-the API folds them into per-minute, per-hour and per-day rows). A window of any length reads at
+the API folds them into rows per minute, ten minutes, hour, six hours and day). A window of any length reads at
 most a few hundred rows per task type, never the tasks in it. The window is rounded down to a
 whole minute; counts are exact for it, and the counts by status are exact now.
 
@@ -67,8 +67,8 @@ from . import aggregates
 DEFAULT_WINDOW_SECONDS = 3600
 #: Shorter windows hold too few tasks for a percentile to mean anything.
 MIN_WINDOW_SECONDS = 60
-#: Longer windows read more rows than one request should: the cost grows with the window
-#: (bench/stats_query.py prints it). Prometheus is the tool for history beyond a week.
+#: The aggregates keep eight days of periods (aggregates.RETENTION); Prometheus is the tool for
+#: history beyond a week. The cost does not grow with the window (bench/stats_query.py prints it).
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 #: ``?window=`` is a number of seconds, or a number with one of these units: ``90s``, ``15m``, ``1h``, ``7d``.
 WINDOW_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -10,13 +10,17 @@ with a non-zero exit. The steps:
 4. ``stop worker`` while tasks run: the pools drain within their grace period (exit status 0,
    not Docker's SIGKILL) and no task is left ``running``; after ``start`` every task completes;
 5. ``down`` (volumes kept) and ``up``: every row is still there, and the jobs queued in Redis are
-   still queued (the append-only file), then run.
+   still queued (the append-only file), then run;
+6. a worker container cut off the network (``docker network disconnect``) for three task leases
+   while tasks run: its tasks are taken over, its late writes refused, every task completes once,
+   and once reconnected the same container (no restart) runs tasks again.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import random
 import subprocess
@@ -342,6 +346,84 @@ def persistence(stack: Stack, api: Api, api_url: str, load_key: str) -> Api:
     return api
 
 
+#: A partition longer than three leases (TASK_LEASE_SECONDS is 10 s in the image's settings).
+PARTITION_TASKS = 300
+CUT_SECONDS = 30.0
+#: What a worker logs when the compare-and-set refuses a late result (recovery/attempts.py).
+REFUSED_LINE = "no longer running here"
+
+
+def container_logs(name: str) -> str:
+    """Everything a container wrote, stdout and stderr together."""
+    return subprocess.run(["docker", "logs", name], text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+
+
+def submit_many(api: Api, rng: random.Random, count: int) -> list[str]:
+    """Submit ``count`` random tasks one after another; the ids of those accepted."""
+    answers = (api.submit(random_body(rng)) for _ in range(count))
+    return [task_id for status, task_id in answers if status == 202 and task_id]
+
+
+def pool_name(container: str) -> str:
+    """The name the pool in ``container`` gave itself (its tasks' ``worker`` is ``NAME-<n>``)."""
+    for line in container_logs(container).splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("event") == "pool starting":
+                return str(entry["worker"])
+    raise ScenarioFailed(f"{container} never logged 'pool starting'")
+
+
+def partition(stack: Stack, api: Api) -> None:
+    with step(f"{PARTITION_TASKS} tasks while a worker is cut off the network for {CUT_SECONDS:.0f} s"):
+        victim = stack.containers("worker")[0]
+        name, started_at = victim["Name"].lstrip("/"), victim["State"]["StartedAt"]
+        network = next(iter(victim["NetworkSettings"]["Networks"]))
+        mine = pool_name(name) + "-"
+        rng = random.Random(7)
+        ids = [
+            task_id
+            for status, task_id in (api.submit(random_body(rng)) for _ in range(PARTITION_TASKS))
+            if status == 202 and task_id
+        ]
+
+        def held_by_victim() -> list[str] | None:
+            running = api.client.get("/tasks", params={"status": "running", "limit": 100}).json()["items"]
+            return [t["id"] for t in running if str(t["worker"]).startswith(mine)] or None
+
+        held = wait_for(held_by_victim, 60, f"{name} in the middle of a task", interval=0.05)
+        stack.docker("network", "disconnect", network, name)
+        cut_at = time.monotonic()
+
+        def taken_over() -> bool | None:
+            tasks = [api.task(task_id) for task_id in held]
+            return all(t["status"] != "running" or not str(t["worker"]).startswith(mine) for t in tasks) or None
+
+        wait_for(taken_over, CUT_SECONDS, "its tasks taken over by the other workers", interval=0.5)
+        takeover = time.monotonic() - cut_at
+        time.sleep(max(0.0, CUT_SECONDS - takeover))
+        stack.docker("network", "connect", network, name)
+        took = api.wait_all_completed(ids)
+        refused = container_logs(name).count(REFUSED_LINE)
+        after = submit_many(api, rng, 60)
+        api.wait_all_completed(after)
+        again = stack.containers("worker")
+        same = [c for c in again if c["Name"].lstrip("/") == name]
+        expect(bool(same) and same[0]["State"]["StartedAt"] == started_at, f"{name} was restarted")
+
+        def back_at_work() -> bool | None:
+            more = submit_many(api, rng, 30)
+            api.wait_all_completed(more)
+            return any(str(api.task(task_id)["worker"]).startswith(mine) for task_id in more) or None
+
+        wait_for(back_at_work, 120, f"{name} running tasks again after the heal", interval=1.0)
+        say(
+            f"{len(ids)} tasks; {name} cut off {CUT_SECONDS:.0f} s holding {len(held)}, taken over in {takeover:.1f} s; "
+            f"{refused} late write(s) refused; all completed {took:.1f} s after the heal; "
+            f"the same container (no restart) ran tasks again"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase6_docker.ci.scenario")
     parser.add_argument("--work-dir", type=Path, required=True)
@@ -369,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         api = Api(api_url, keys["load"])
         chaos(stack, api)
         drain(stack, api)
-        persistence(stack, api, api_url, keys["load"])
+        api = persistence(stack, api, api_url, keys["load"])
+        partition(stack, api)
     except ScenarioFailed as exc:
         print(f"\nFAILED: {exc}", flush=True)
         for service in ("api", "worker", "schema", "redis", "postgres", "prometheus"):
