@@ -506,10 +506,13 @@ class ChapterRun:
                 leftovers.append(f"{background.block.where}: `{background.block.commands[0].text}` ignored Ctrl-C")
             survivors = _wait_gone(background.seen | {background.process.pid}, STOP_TIMEOUT)
             for process in survivors:
-                leftovers.append(
-                    f"{background.block.where}: pid {process.pid} ({' '.join(process.cmdline()[:4])}) outlived Ctrl-C"
-                )
-                process.kill()
+                try:
+                    command = " ".join(process.cmdline()[:4])
+                except psutil.Error:  # it exited (or became a zombie) since we looked: not a survivor
+                    continue
+                leftovers.append(f"{background.block.where}: pid {process.pid} ({command}) outlived Ctrl-C")
+                with suppress(psutil.Error):
+                    process.kill()
         self.backgrounds.clear()
         if leftovers:
             raise BlockFailed("processes left behind:\n" + "\n".join(leftovers))

@@ -219,6 +219,12 @@ CHAPTER_MAP: tuple[tuple[str, str, str, str], ...] = (
         "`make compose-up`: PostgreSQL, Redis, the API, workers, Prometheus",
         "a worker container `docker kill`ed, its task recovered",
     ),
+    (
+        "06b-beyond-one-host.md",
+        "6b · Beyond one host (part 2)",
+        "`kubectl kustomize` of the manifests; a cluster of your own (kind, k3d)",
+        "a grace shorter than the drain, caught; a worker cut off by the network, its task taken over",
+    ),
 )
 
 

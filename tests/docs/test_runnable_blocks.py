@@ -38,6 +38,7 @@ def test_every_chapter_of_phases_1_to_5_has_runnable_blocks() -> None:
         "04b-logs-stats.md",
         "05-scaling.md",
         "05b-pool.md",
+        "06b-beyond-one-host.md",
     } <= names
 
 
