@@ -1,6 +1,6 @@
 """Celery, the peer phase 5 is measured against: the same no-op attempt, the same writes, the same run.
 
-Issue 7 asks phase 5's pool to drain at least as fast as Celery's prefork pool with 2 processes,
+Phase 5's target: its pool must to drain at least as fast as Celery's prefork pool with 2 processes,
 "running the same handler with the same database writes", measured side by side. A ratio only
 means something if the two sides differ in the queue machinery alone, so every other choice here
 copies what the tasklab drain does (:mod:`bench.drain`):

@@ -48,7 +48,7 @@ from tasklab_cli.processes import PHASES
 #: The environment variable the tests read a PostgreSQL URL from; part (c) uses the same server.
 POSTGRES_URL_VARIABLE = "TEST_DATABASE_URL"
 
-#: The phase Celery is measured against (issue 7): its drain runs right after this phase's.
+#: The phase Celery is measured against (phase 5's scaling target): its drain runs right after this phase's.
 CELERY_PEER_OF_PHASE = 5
 
 #: Width of the tables when the output goes to a file or a pipe (docs, CI logs) instead of a
@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dashboards",
         type=int,
         help=f"(e) time phase {DASHBOARD_PHASE}'s POST /tasks alone and with this many dashboards polling GET /stats "
-        f"every {REFRESH_SECONDS:.0f} s (issue 22: 10; default 0: skip)",
+        f"every {REFRESH_SECONDS:.0f} s (the dashboard target: 10; default 0: skip)",
     )
     parser.add_argument(
         "--dashboard-requests",

@@ -54,7 +54,7 @@ class BenchConfig:
     #: A drain that has not completed every task by then is reported as failed.
     drain_timeout_seconds: float = 180.0
     #: Drain the same tasks with Celery's prefork pool, with each count of ``drain_workers``,
-    #: right after phase 5's drains, when phase 5 is among ``drain_phases``: issue 7 measures
+    #: right after phase 5's drains, when phase 5 is among ``drain_phases``: the scaling target measures
     #: phase 5 against it in the same run (:mod:`bench.celery_peer`). ``--no-celery`` turns it off.
     celery: bool = True
     #: How often the drain counts completed rows in the database.
@@ -85,7 +85,7 @@ class BenchConfig:
     #: own there (``tasklab_bench_stats``) and drops it at the end.
     stats_postgres_url: str | None = None
     #: Part (e), on request: ``POST /tasks`` throughput of phase 4 alone, then with this many
-    #: dashboards polling ``GET /stats`` every 2 s (issue 22 asks for 10); 0 skips it.
+    #: dashboards polling ``GET /stats`` every 2 s (the dashboard target is 10); 0 skips it.
     dashboards: int = 0
     #: ``POST /tasks`` requests per condition of part (e) (alone, with dashboards), all rounds
     #: together, at ``concurrency`` clients; the rounds alternate the two conditions. Each round

@@ -1,6 +1,6 @@
 """Part (e), on request (``--dashboards N``): ``POST /tasks`` throughput with dashboards open.
 
-Issue 22's worry: ten operators with the dashboard open must not slow the system they watch.
+The worry: ten operators with the dashboard open must not slow the system they watch.
 Each open dashboard asks ``GET /stats`` for its window every 2 s; the API computes an answer at
 most once per window and second and shares it (``STATS_CACHE_SECONDS``, 1 s by default), and
 the figures come from aggregates folded from the captured task changes, not from the task table.
@@ -18,7 +18,7 @@ of a no-op task is sent by ``concurrency`` clients (16 by default), the closed l
 ``--dashboard-requests`` requests per condition, split into ``--rounds`` rounds that alternate
 the two conditions (alone first in even rounds, second in odd ones), so the table's growth and
 any other load on the machine meet both. Reported: each condition's rate and latency, their
-ratio (issue 22: within 10 %), each round's own ratio (the two halves of a round meet the same
+ratio (the target: within 10 %), each round's own ratio (the two halves of a round meet the same
 background load, so their median is the steadier figure on a shared machine), the API's CPU
 per request, and what the dashboards saw (their ``/stats`` latency, and how many answers the
 API actually computed for them).
@@ -52,7 +52,7 @@ REFRESH_SECONDS = 2.0
 DASHBOARD_WINDOW = "1h"
 #: A dashboard's request slower than this is a hang, not a measurement.
 POLL_TIMEOUT_SECONDS = 10.0
-#: Issue 22's target: with the dashboards open, ``POST /tasks`` keeps at least 90 % of its rate.
+#: The dashboard target: with the dashboards open, ``POST /tasks`` keeps at least 90 % of its rate.
 DASHBOARD_SLOWDOWN_BUDGET = 0.10
 
 

@@ -21,7 +21,7 @@ writes to the task row; that is what these figures measure. Phase 3 adds a lease
 retry bookkeeping; phase 4 adds its metrics files and log lines, so 4 ÷ 3 is monitoring's price.
 
 While the workers drain, :mod:`bench.memory` samples the resident memory of every process they
-are made of (issue 7 prices memory beside speed). :mod:`bench.celery_peer` drains the same way
+are made of (memory is priced beside speed). :mod:`bench.celery_peer` drains the same way
 with Celery, through :func:`time_drain`, so both are timed and sampled by the same code.
 """
 

@@ -1,6 +1,6 @@
 """Resident memory of the processes that drain a queue, sampled while they drain.
 
-Issue 7 prices memory next to speed: "≤ 70 MB per worker process plus ≤ 130 MB for the rest".
+Phase 5's targets price memory next to speed: "≤ 70 MB per worker process plus ≤ 130 MB for the rest".
 A worker's memory grows as it imports, connects and runs its first jobs, so one reading at
 start-up says little: a thread samples every process of the drain a few times a second and
 keeps each one's peak.
@@ -160,7 +160,7 @@ class MemoryResult:
 
     @property
     def within_targets(self) -> bool:
-        """Issue 7's memory targets, on RSS (NaN, nothing measured, is not within)."""
+        """Phase 5's memory targets, on RSS (NaN, nothing measured, is not within)."""
         return self.worker_process_peak_rss_mb <= WORKER_PROCESS_TARGET_MB and self.rest_peak_rss_mb <= REST_TARGET_MB
 
 

@@ -145,7 +145,7 @@ def memory_row(drain: DrainResult, memory: MemoryResult) -> dict[str, Any]:
             }
             for peak in memory.roles
         ],
-        # Issue 7's targets are phase 5's: elsewhere they are only a yardstick.
+        # Phase 5's scaling targets are phase 5's: elsewhere they are only a yardstick.
         "within_targets": memory.within_targets if drain.phase == 5 else None,
     }
 
@@ -425,7 +425,7 @@ def memory_table(report: BenchReport) -> Table:
     return table
 
 
-#: Issue 7's drain targets for phase 5's pool, as steady-rate ratios with 2 processes.
+#: Phase 5's drain targets for phase 5's pool, as steady-rate ratios with 2 processes.
 PHASE5_X_PHASE4_TARGET = 5.0
 PHASE5_X_CELERY_TARGET = 1.0
 #: … and its scaling target: the steady rate with 2 processes over the rate with 1.
@@ -448,7 +448,7 @@ def drain_ratios(report: BenchReport) -> dict[str, float]:
     return ratios
 
 
-#: Issue 6's budget for monitoring: phase 4 may cost at most this much more than phase 3.
+#: The monitoring budget: phase 4 may cost at most this much more than phase 3.
 MONITORING_OVERHEAD_BUDGET = 0.10
 
 
@@ -653,7 +653,7 @@ def _rates(rates: list[float]) -> str:
 
 
 def dashboard_notes(report: BenchReport) -> list[str]:
-    """Part (e)'s verdict against issue 22's target, and how to read its table."""
+    """Part (e)'s verdict against the dashboard target, and how to read its table."""
     result = report.dashboards
     if result is None:
         return []
@@ -661,7 +661,7 @@ def dashboard_notes(report: BenchReport) -> list[str]:
     return [
         f"(e) phase {DASHBOARD_PHASE} POST /tasks with {result.dashboards} dashboards open: "
         f"{_num(result.with_dashboards.requests_per_second, 0)} req/s against {_num(result.alone.requests_per_second, 0)} "
-        f"alone, {_times(result.throughput_ratio)} ({verdict} issue 22's {DASHBOARD_SLOWDOWN_BUDGET:.0%} budget). "
+        f"alone, {_times(result.throughput_ratio)} ({verdict} the dashboard target's {DASHBOARD_SLOWDOWN_BUDGET:.0%} budget). "
         f"Rounds in order, req/s: alone {_rates(result.alone_round_rates)}; "
         f"with dashboards {_rates(result.with_dashboards_round_rates)}; each round's ratio "
         f"{', '.join(_times(r) for r in result.round_ratios) or '–'}, median {_times(result.median_round_ratio)}. "
@@ -671,7 +671,7 @@ def dashboard_notes(report: BenchReport) -> list[str]:
 
 
 def drain_ratio_notes(report: BenchReport) -> list[str]:
-    """Phase 5 ÷ phase 4 and phase 5 ÷ Celery, side by side for each worker count, against issue 7's asks."""
+    """Phase 5 ÷ phase 4 and phase 5 ÷ Celery, side by side for each worker count, against phase 5's scaling targets."""
     lines = []
     for workers in sorted({d.workers for d in report.drain}):
         rates = steady_rates(report, workers)
@@ -679,10 +679,10 @@ def drain_ratio_notes(report: BenchReport) -> list[str]:
             continue
         parts = []
         if "phase 4" in rates:
-            asked = f"; issue 7 asks ≥ {PHASE5_X_PHASE4_TARGET:.0f}× with 2" if workers == 2 else ""
+            asked = f"; phase 5's target is ≥ {PHASE5_X_PHASE4_TARGET:.0f}× with 2" if workers == 2 else ""
             parts.append(f"phase 5 ÷ phase 4 {ratio(rates['phase 5'], rates['phase 4']):.2f}× (no fork per job{asked})")
         if "Celery" in rates:
-            asked = f"; issue 7 asks ≥ {PHASE5_X_CELERY_TARGET:.1f}× with 2" if workers == 2 else ""
+            asked = f"; phase 5's target is ≥ {PHASE5_X_CELERY_TARGET:.1f}× with 2" if workers == 2 else ""
             parts.append(
                 f"phase 5 ÷ Celery {ratio(rates['phase 5'], rates['Celery']):.2f}× "
                 f"(Celery prefork: {_num(rates['Celery'], 1)} tasks/s, same attempt and writes{asked})"
@@ -709,7 +709,8 @@ def scaling_notes(report: BenchReport) -> list[str]:
     if "phase 5" not in scaling:
         return []
     line = (
-        f"steady scaling, 1 → 2 worker processes: phase 5 {scaling['phase 5']:.2f}× (issue 7 asks ≥ {PHASE5_SCALING_TARGET:.1f}×)"
+        f"steady scaling, 1 → 2 worker processes: phase 5 {scaling['phase 5']:.2f}× "
+        f"(phase 5's target is ≥ {PHASE5_SCALING_TARGET:.1f}×)"
     )
     if "Celery" in scaling:
         line += f"; Celery prefork {scaling['Celery']:.2f}× in the same run"
@@ -723,7 +724,7 @@ def _verdict(value_mb: float, target_mb: float) -> str:
 
 
 def _pool_memory_line(row: dict[str, Any]) -> str:
-    """Phase 5 against issue 7's targets: each pool process's peak, then the rest's."""
+    """Phase 5 against phase 5's scaling targets: each pool process's peak, then the rest's."""
     pool_peaks = [peak for role in row["roles"] if role["worker_process"] for peak in role["process_peaks_rss_mb"]]
     each = ", ".join(_num(peak, 0) for peak in pool_peaks) or "–"
     return (
@@ -745,7 +746,7 @@ def _compared_memory_line(row: dict[str, Any]) -> str:
 
 
 def memory_notes(report: BenchReport) -> list[str]:
-    """How to read the memory table, and phase 5's verdict against issue 7's targets, beside phase 4 and Celery."""
+    """How to read the memory table, and phase 5's verdict against phase 5's scaling targets, beside phase 4 and Celery."""
     rows = memory_rows(report.drain)
     if not rows:
         return []

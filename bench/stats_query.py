@@ -1,6 +1,6 @@
 """Part (d), on request (``--stats-rows N``): how long ``GET /stats`` takes on a table of N tasks.
 
-Issue 22's promise: ``/stats`` answers in under 50 ms with 1,000,000 rows in the task table, on
+The promise: ``/stats`` answers in under 50 ms with 1,000,000 rows in the task table, on
 SQLite and on PostgreSQL, whatever the window. The route no longer reads the task table: triggers
 on ``task`` capture every change into ``task_stats_event``, and :func:`aggregates.fold` folds
 those events into small per-period rollup tables (a minute, ten minutes, an hour, six hours, a
@@ -10,7 +10,7 @@ given) and span of history (``--stats-spans``):
 
 1. a task table of N rows, seeded in bulk by :mod:`bench.task_table` with every index the
    application declares and no trigger yet, created over the last *span* up to the wall clock
-   (so the aggregates' 8-day retention keeps every one), with issue 22's mix: 80 % completed,
+   (so the aggregates' 8-day retention keeps every one), with the realistic mix: 80 % completed,
    10 % failed, 5 % pending, 3 % running, 2 % retrying, eight task types, priorities 1 to 5.
    SQLite in a fresh file of the work folder, PostgreSQL in a schema of its own
    (``tasklab_bench_stats``), created for the run and dropped after it;
@@ -57,7 +57,7 @@ BENCH_SCHEMA = "tasklab_bench_stats"
 BENCH_QUEUE_NAME = "bench:stats"
 #: Unmeasured calls first: caches, the connection pool, compiled statements.
 WARMUP_RUNS = 3
-#: Issue 22's promise for ``GET /stats`` at a million rows (it was 100 ms before the aggregates).
+#: The promise for ``GET /stats`` at a million rows (it was 100 ms before the aggregates).
 STATS_BUDGET_MS = 50.0
 
 

@@ -51,7 +51,7 @@ STATUS_MIX: StatusMix = (
     (TaskStatus.RETRYING, 0.01),
     (TaskStatus.CANCELLED, 0.01),
 )
-#: Issue 22's table, for ``/stats``: 80 % completed, 10 % failed, 5 % pending, 3 % running, 2 % retrying.
+#: The realistic table for ``/stats``: 80 % completed, 10 % failed, 5 % pending, 3 % running, 2 % retrying.
 REALISTIC_STATUS_MIX: StatusMix = (
     (TaskStatus.COMPLETED, 0.80),
     (TaskStatus.FAILED, 0.10),

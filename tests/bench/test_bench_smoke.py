@@ -139,7 +139,7 @@ def test_celery_drains_the_same_tasks_beside_phase_5(bench_run: tuple[subprocess
 def test_scaling_from_one_process_to_two_is_printed_for_phase_5_and_celery(
     bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
 ) -> None:
-    """Issue 7's scaling target, with Celery's own scaling beside it: what the same machine allows."""
+    """Phase 5's scaling target, with Celery's own scaling beside it: what the same machine allows."""
     completed, figures = bench_run
     assert {"phase 5", "Celery"} <= set(figures["drain_scaling"])
     assert all(value > 0 for value in figures["drain_scaling"].values())
@@ -147,7 +147,7 @@ def test_scaling_from_one_process_to_two_is_printed_for_phase_5_and_celery(
 
 
 def test_memory_is_sampled_beside_each_drain(bench_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
-    """Every drain has peaks on both sides; phase 5's rest is its supervisor, checked against issue 7's targets."""
+    """Every drain has peaks on both sides; phase 5's rest is its supervisor, checked against phase 5's scaling targets."""
     completed, figures = bench_run
     assert "(b) memory while draining" in completed.stdout
     memory = {(row["label"], row["workers"]): row for row in figures["drain_memory"]}

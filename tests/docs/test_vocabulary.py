@@ -18,9 +18,8 @@ PRIVATE = re.compile(r"(?<![\w'’])issue\s*#?\d+|\bthe seeds\b|\bseeds'", re.IG
 #: "RQ's issue #1420" names another project's public tracker: a reference a reader can follow.
 ANOTHER_PROJECTS = re.compile(r"(?:RQ|Celery|redis-py|SQLAlchemy|Starlette|uvicorn)(?:'s)?\s+issue\s*#?\d+", re.IGNORECASE)
 
-#: Folders and files another change is rewriting; they still say "issue N" today, and are listed
-#: to be reworded (this file names the words it looks for).
-NOT_YET_REWORDED = ("bench/", "tests/bench/", "shared/models.py", "tests/docs/test_vocabulary.py")
+#: This file names the words it looks for.
+NOT_YET_REWORDED = ("tests/docs/test_vocabulary.py",)
 
 #: The acronyms the chapters use, and what each must be spelled out as where first used.
 ACRONYMS = {
