@@ -244,7 +244,8 @@ def test_choosing_a_window_shows_that_windows_figures(dashboard: Dashboard, empt
         shows_15_minutes, timeout=dashboard.refresh_ms() / 1000 + RENDER_SLACK_SECONDS, message="a 15-minute render"
     )
     at = datetime.fromisoformat(snapshot["generatedAt"].replace("Z", "+00:00"))
-    expected = completed_since(empty_store, at - timedelta(minutes=15))
+    # The window starts on the whole minute (the aggregates are kept per minute): 15 minutes back, rounded down.
+    expected = completed_since(empty_store, (at - timedelta(minutes=15)).replace(second=0, microsecond=0))
 
     assert {task_type: int(text.replace(",", "")) for task_type, text in snapshot["completed"].items()} == {
         task_type.value: expected.get(task_type.value, 0) for task_type in TaskType

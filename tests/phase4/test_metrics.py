@@ -250,7 +250,12 @@ def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_m
                 f"retries: {prometheus.scalar('sum(tasklab_task_retries_total)')}; "
                 f"repairs: {prometheus.query('sum by (kind) (tasklab_reconciler_repairs_total)')}"
             ) from None
-        victim_seen = [r for r in prometheus.query('up{job="workers"}') if r["value"][1] == "0"]
+
+        def victim_down() -> list[dict[str, object]] | None:
+            # Seen at Prometheus's next scrape of the dead endpoint: a fast run can end before it.
+            return [r for r in prometheus.query('up{job="workers"}') if r["value"][1] == "0"] or None
+
+        victim_seen = wait_for(victim_down, timeout=15, interval=0.2, message="the killed worker's endpoint seen down")
 
     assert completed_rows(empty_store) == total
     assert 0 < killed_after < total
