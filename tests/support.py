@@ -55,6 +55,20 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout} s waiting for {message}; last value: {last!r}")
 
 
+def holds_for(predicate: Callable[[], bool], seconds: float, *, interval: float = 0.1, message: str = "condition") -> None:
+    """Check that ``predicate`` stays true for ``seconds`` (looked at every ``interval``); fail at the first lapse.
+
+    The other side of :func:`wait_for`: for what must *not* happen (a process that should be
+    gone registering again), watched for a bounded time and failed the moment it does.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        assert predicate(), f"{message} stopped holding"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 def submit(client: httpx.Client, task_type: str, payload: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """POST a task and return its body, asserting it was accepted."""
     response = client.post("/tasks", json={"task_type": task_type, "payload": payload or {}, **extra})

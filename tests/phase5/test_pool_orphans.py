@@ -20,7 +20,7 @@ import redis
 from shared.redis_server import PrivateRedis
 from tasklab_cli.processes import ManagedProcess
 from tests.phase5.conftest import PoolFactory, pool_processes
-from tests.support import wait_for
+from tests.support import holds_for, wait_for
 
 #: The pool's drain grace in these tests: the bound every stop must meet.
 GRACE_SECONDS = 2.0
@@ -90,8 +90,8 @@ def test_no_pool_process_survives_its_supervisor_and_redis_dying_together(
         assert survivors, alive(children)
 
         own_redis.start(wipe=True)  # empty: any worker in it now registered after the stop
-        time.sleep(2)  # a process that survived would reconnect and register within a second
-        assert client.smembers("rq:workers") == set(), "a worker registered with nobody supervising it"
+        # A process that survived would reconnect and register within a second.
+        holds_for(lambda: client.smembers("rq:workers") == set(), 2.0, message="no worker registered with nobody supervising it")
     finally:
         client.close()
         for pid in alive(children if "children" in locals() else []):
