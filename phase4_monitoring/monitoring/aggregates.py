@@ -550,7 +550,11 @@ def fold(engine: Engine, *, now: datetime | None = None) -> int:
                     for event in events:
                         changes.add_event(event)
                     changes.write(connection)
-                    connection.execute(delete(event_table).where(event_table.c.id.in_([e.id for e in events])))
+                    # PostgreSQL: the claimed rows only (another folder may hold the ones between them).
+                    # SQLite: under the write lock the batch is every event up to its last id.
+                    claimed = [e.id for e in events]
+                    done = event_table.c.id.in_(claimed) if postgres else event_table.c.id <= claimed[-1]
+                    connection.execute(delete(event_table).where(done))
                     if not postgres or len(events) < FOLD_BATCH:
                         prune(connection, now or datetime.now(UTC))
             except BaseException:
