@@ -18,9 +18,9 @@ PACKAGES: dict[int, str] = {
 }
 
 
-def phase_params(first: int = 1) -> list[pytest.ParameterSet]:
-    """One parameter per phase from ``first`` on, with the id ``phaseN``."""
-    return [pytest.param(number, id=f"phase{number}") for number in PACKAGES if number >= first]
+def phase_params(first: int = 1, last: int = 6) -> list[pytest.ParameterSet]:
+    """One parameter per phase from ``first`` to ``last``, with the id ``phaseN``."""
+    return [pytest.param(number, id=f"phase{number}") for number in PACKAGES if first <= number <= last]
 
 
 def phase_module(number: int, name: str) -> ModuleType:
