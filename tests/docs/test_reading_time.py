@@ -25,6 +25,14 @@ def test_a_page_is_one_sitting(page: Path) -> None:
     assert reading.lines <= LINES, f"{page.name}: {reading.lines} lines"
 
 
+def test_the_benchmarks_page_is_one_sitting() -> None:
+    """The page of one run's figures and its method reads in one sitting too, generated tables included."""
+    reading = sitecontent.reading_of(ROOT / "docs" / "benchmarks.md")
+
+    assert reading.minutes <= MINUTES, f"benchmarks.md: {reading.minutes:.1f} min to read"
+    assert reading.lines <= LINES, f"benchmarks.md: {reading.lines} lines"
+
+
 def test_the_front_page_maps_every_chapter_and_part() -> None:
     mapped = [name for name, *_ in sitecontent.CHAPTER_MAP]
     index = (ROOT / "docs" / "index.md").read_text()
