@@ -29,7 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.settings import load_settings
 
+from .monitoring.logs import configure_logging
 from .monitoring.middleware import RequestMonitoringMiddleware
+from .monitoring.settings import load_settings as load_monitoring_settings
 from .scaling.api import create_scaling_app
 from .security import ACCEPTING_PATH, add_security
 from .startup import wait_for_services
@@ -46,6 +48,25 @@ def wait_first(app: FastAPI) -> None:
         # In a thread: the waits sleep, and the event loop stays free to answer /health meanwhile.
         await asyncio.to_thread(wait_for_services, settings.database_url, settings.redis_url)
         async with open_stores(app):
+            yield
+
+    app.router.lifespan_context = lifespan
+
+
+def logs_first(app: FastAPI) -> None:
+    """Set up the log lines before anything logs, so that every line follows ``LOG_FORMAT``.
+
+    Phase 5's lifespan sets them up once the stores are open; phase 6 wraps it in the key check
+    and the start-up waits, whose lines would otherwise come out in the default console format,
+    one non-JSON line in a JSON log that a log pipeline cannot parse.
+    """
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = load_monitoring_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        async with inner(app):
             yield
 
     app.router.lifespan_context = lifespan
@@ -99,7 +120,9 @@ def create_app() -> FastAPI:
     )
     app.include_router(accepting_router)
     wait_first(app)
-    return add_security(app, after=[RequestMonitoringMiddleware])
+    add_security(app, after=[RequestMonitoringMiddleware])
+    logs_first(app)
+    return app
 
 
 #: Settings, keys, database, Redis, metrics and logs are set up when the server starts, never at import.
