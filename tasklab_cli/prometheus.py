@@ -33,8 +33,10 @@ def find_binary(name: str) -> str:
     return path
 
 
-def scrape_config(targets: dict[str, list[str]]) -> dict[str, Any]:
-    """A Prometheus config scraping each job's ``host:port`` targets every second."""
+def scrape_config(targets: dict[str, list[str]], tokens: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Prometheus config scraping each job's ``host:port`` targets every second; a job named in
+    ``tokens`` sends that bearer token (phase 6's API answers ``/metrics`` to a key holder only)."""
+    tokens = tokens or {}
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
@@ -43,6 +45,7 @@ def scrape_config(targets: dict[str, list[str]]) -> dict[str, Any]:
                 "scrape_interval": SCRAPE_INTERVAL,
                 "scrape_timeout": SCRAPE_INTERVAL,
                 "static_configs": [{"targets": hosts}],
+                **({"authorization": {"type": "Bearer", "credentials": tokens[job]}} if job in tokens else {}),
             }
             for job, hosts in targets.items()
         ],
@@ -52,8 +55,9 @@ def scrape_config(targets: dict[str, list[str]]) -> dict[str, Any]:
 class PrivatePrometheus:
     """One ``prometheus`` process scraping ``targets`` (job name → ``host:port`` list); a context manager."""
 
-    def __init__(self, targets: dict[str, list[str]]) -> None:
+    def __init__(self, targets: dict[str, list[str]], tokens: dict[str, str] | None = None) -> None:
         self.targets = targets
+        self.tokens = tokens or {}
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="tasklab-prometheus-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -64,7 +68,7 @@ class PrivatePrometheus:
 
     def start(self) -> PrivatePrometheus:
         config = self.workdir / "prometheus.yml"
-        config.write_text(json.dumps(scrape_config(self.targets), indent=2))  # JSON is YAML
+        config.write_text(json.dumps(scrape_config(self.targets, self.tokens), indent=2))  # JSON is YAML
         log = (self.workdir / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
             [

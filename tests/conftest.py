@@ -47,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     # Before every other plugin: xdist reads the groups, pytest orders the tests by their fixtures.
     selection.deselect(config, items, config.getoption("--phase"))
+    selection.deselect_repeats(config, items, postgres=bool(os.environ.get(POSTGRES_VARIABLE)))
     parallel.group_for_xdist(items)
     yield
     # After them all: the longest units first, or one of them may start last.
@@ -115,6 +116,15 @@ def redis_server() -> Iterator[PrivateRedis]:
 @pytest.fixture(scope="session")
 def redis_url(redis_server: PrivateRedis) -> str:
     return redis_server.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    """A Redis of the test's own, to kill, wipe and start again on the same port without
+    disturbing the tests that share the session's."""
+    server = PrivateRedis().start()
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 A test runs against phase N when
 
 * it is parametrized over phases and this instance is phase N's (its id says ``phaseN``): the
-  contract suite on every phase, phase 3's recovery tests on phases 3 to 5, and so on;
+  contract suite on every phase, phase 3's recovery tests on phases 3 to 6, phase 4's
+  monitoring tests on phases 4 to 6;
 * otherwise, when it lives in ``tests/phaseN/``;
 * or when it tests ``shared/`` (``tests/shared/``), which every phase runs on. (``tests/core/`` is
   parametrized over the phases' own copies of the core: its ids name the phase.)
@@ -62,3 +63,27 @@ def deselect(config: pytest.Config, items: list[pytest.Item], choice: str | None
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = kept
+
+
+def on_another_database(item: pytest.Item, postgres: bool) -> bool:
+    """Whether ``item`` is a repeat on phase 6 (marked ``on_deployed_database``) given a SQLite
+    instance while the run has PostgreSQL, the database phase 6 deploys with (Compose, Kubernetes).
+
+    Phase 6's own tests run on both databases; the earlier phases' suites it repeats prove that
+    the keys and the rate limit changed nothing, and one database proves that.
+    """
+    callspec = getattr(item, "callspec", None)
+    return bool(
+        postgres
+        and item.get_closest_marker("on_deployed_database")
+        and callspec is not None
+        and callspec.params.get("backend") == "sqlite"
+    )
+
+
+def deselect_repeats(config: pytest.Config, items: list[pytest.Item], postgres: bool) -> None:
+    """Drop the SQLite instances of phase 6's repeats when PostgreSQL is there (see above)."""
+    dropped = [item for item in items if on_another_database(item, postgres)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not on_another_database(item, postgres)]

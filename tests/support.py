@@ -14,9 +14,10 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from phase6_docker.security import hash_key
 from shared.models import Task, TaskStatus
 from shared.tasks import CATALOG
-from tasklab_cli.processes import Phase
+from tasklab_cli.processes import PHASES, Phase
 from tests.tools import require_chromium
 
 if TYPE_CHECKING:
@@ -25,6 +26,40 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+# ----------------------------------------------------------------------------------------------
+# Phase 6: the same system behind API keys and a rate limit
+
+PHASE6 = Phase(6, "phase6_docker", has_worker=True, has_metrics=True, has_pool=True)
+#: Every phase a suite can run against, phase 6 included (``tasklab_cli``'s list stops at 5:
+#: phase 6 runs under Compose, not ``make run``).
+EVERY_PHASE: dict[int, Phase] = {**PHASES, 6: PHASE6}
+
+#: Two clients' keys, as a client holds them; the servers get only their digests.
+KEYS = {"alice": "alice-key-0123456789abcdefghijklmnopqrstuv", "bob": "bob-key-0123456789abcdefghijklmnopqrstuvwx"}
+#: Phase 6's rate limit, raised for the suites that run on every phase: they send far more than
+#: one client would, and the limit has tests of its own (``tests/phase6/test_security.py``).
+SUITE_RATE_LIMIT = "100000"
+
+
+def key_hashes(keys: dict[str, str] = KEYS) -> str:
+    """``API_KEY_HASHES`` for ``keys``: ``name:sha256hex`` entries."""
+    return ",".join(f"{name}:{hash_key(key)}" for name, key in keys.items())
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def keyed_env(phase: Phase) -> dict[str, str]:
+    """What a phase's API needs on top of the suite's environment: phase 6 its keys and a high limit."""
+    return {"API_KEY_HASHES": key_hashes(), "RATE_LIMIT_REQUESTS": SUITE_RATE_LIMIT} if phase.number == 6 else {}
+
+
+def client_headers(phase: Phase) -> dict[str, str]:
+    """What every request to a phase's API carries: phase 6 asks for a key, the others for nothing."""
+    return bearer("alice") if phase.number == 6 else {}
 
 
 @dataclass(frozen=True)
@@ -105,12 +140,12 @@ EXPECTED_RESULTS: dict[str, tuple[dict[str, Any], Any]] = {
 # Prometheus' text format, read like a scraper would (phases 4 on)
 
 
-def scrape(url: str) -> str:
-    """The text of a ``/metrics`` endpoint, once it answers."""
+def scrape(url: str, headers: dict[str, str] | None = None) -> str:
+    """The text of a ``/metrics`` endpoint, once it answers (phase 6's API wants a key: ``headers``)."""
 
     def fetch() -> httpx.Response | None:
         try:
-            response = httpx.get(url, timeout=5)
+            response = httpx.get(url, timeout=5, headers=headers)
         except httpx.TransportError:
             return None
         return response if response.status_code == 200 else None

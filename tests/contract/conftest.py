@@ -12,16 +12,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tasklab_cli.processes import PHASES, start_api, start_worker
-from tests.phase6.conftest import PHASE6, bearer, key_hashes
-from tests.support import ServedPhase
+from tests.support import PHASE6, SUITE_RATE_LIMIT, ServedPhase, bearer, key_hashes
 
 #: Every phase the contract holds for: phase 6's instances in the slow set (its own tests cover
 #: what it adds in every run; this is the same contract again, behind its keys).
 CONTRACT_PHASES = [pytest.param(n, id=f"phase{n}") for n in sorted(PHASES)] + [
-    pytest.param(6, id="phase6", marks=pytest.mark.slow)
+    pytest.param(6, id="phase6", marks=[pytest.mark.slow, pytest.mark.on_deployed_database])
 ]
-#: Phase 6's rate limit, raised for the contract suite: it sends far more than a client would.
-CONTRACT_RATE_LIMIT = "100000"
 
 
 @pytest.fixture(scope="module", params=CONTRACT_PHASES)
@@ -34,7 +31,7 @@ def served(
         env = {
             **phase_env,
             "API_KEY_HASHES": key_hashes(),
-            "RATE_LIMIT_REQUESTS": CONTRACT_RATE_LIMIT,
+            "RATE_LIMIT_REQUESTS": SUITE_RATE_LIMIT,
             "METRICS_DIR": str(tmp_path_factory.mktemp("metrics")),
         }
         worker_args: tuple[str, ...] = ("--processes", "1")

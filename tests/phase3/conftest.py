@@ -1,14 +1,17 @@
 """What phase 3's tests share: fast-recovery settings, phase 3 processes, and real crashes.
 
 Every later phase keeps phase 3's promises, so every test here runs on phase 3 *and* on each
-later phase (ids ``phase3``, ``phase4``, ``phase5``): the fault tests are the proof that
-monitoring and scaling changed nothing about recovery.
+later phase (ids ``phase3`` … ``phase6``): the fault tests are the proof that monitoring,
+scaling and the deployment changed nothing about recovery. Phase 6's instances (the same
+system behind API keys: every request carries one) are in the slow set that CI runs, which keeps
+``make test PHASE=6`` in its budget, and on PostgreSQL, the database phase 6 deploys with, when
+the run has it.
 
 What "a worker" is depends on the phase, and the fixtures below hide the difference:
 
 * phases 3 and 4: ``python -m phaseN_x.worker``, one RQ worker that forks a **work horse** per
   job (the horse calls ``setpgrp()``: a process group of its own);
-* phase 5: ``python -m phase5_scaling.worker``, a **pool**: a supervisor and its pool
+* phases 5 and 6: ``python -m phaseN_x.worker``, a **pool**: a supervisor and its pool
   processes (one, unless a test asks for more with ``--processes``). There is no fork per job: the
   pool process that took the job runs it, and it too lives in a process group of its own. Its
   tasks record the process's name, ``NAME-1``, not the pool's (:func:`task_worker`).
@@ -35,10 +38,16 @@ import redis
 from sqlalchemy.engine import Engine
 
 from shared.models import PRIORITY_DEFAULT
-from tasklab_cli.processes import PHASES, ApiProcess, ManagedProcess, Phase, start_api, start_worker
+from tasklab_cli.processes import ApiProcess, ManagedProcess, Phase, start_api, start_worker
+from tests.support import EVERY_PHASE, client_headers, keyed_env
 
 #: The phases whose recovery these tests prove: phase 3, and every phase that keeps its promises.
-RECOVERY_PHASES = [3, 4, 5]
+RECOVERY_PHASES = [
+    pytest.param(3, id="phase3"),
+    pytest.param(4, id="phase4"),
+    pytest.param(5, id="phase5"),
+    pytest.param(6, id="phase6", marks=[pytest.mark.slow, pytest.mark.on_deployed_database]),
+]
 
 #: Recovery in about a second instead of the production defaults (10 s leases, 10 s grace):
 #: the mechanisms are the same, only the clocks are faster.
@@ -57,19 +66,23 @@ FAST_RECOVERY: dict[str, str] = {
 }
 
 
-@pytest.fixture(scope="module", params=RECOVERY_PHASES, ids=lambda n: f"phase{n}")
+@pytest.fixture(scope="module", params=RECOVERY_PHASES)
 def recovery_phase(request: pytest.FixtureRequest) -> Phase:
-    return PHASES[request.param]
+    return EVERY_PHASE[request.param]
+
+
+def default_queue(phase: Phase) -> str:
+    """The RQ queue a task of the default priority waits in (each phase has its own names, so
+    phases can share a Redis): phases 3 and 4 have one queue, phases 5 and 6 one per priority level."""
+    jobs = importlib.import_module(f"{phase.package}.jobs")
+    if phase.has_pool:
+        return str(jobs.QUEUE_NAMES[jobs.PRIORITIES.index(PRIORITY_DEFAULT)])
+    return str(jobs.QUEUE_NAME)
 
 
 @pytest.fixture(scope="module")
 def queue_name(recovery_phase: Phase) -> str:
-    """The RQ queue a task of the default priority waits in (each phase has its own names, so
-    phases can share a Redis): phases 3 and 4 have one queue, phase 5 one per priority level."""
-    jobs = importlib.import_module(f"{recovery_phase.package}.jobs")
-    if recovery_phase.has_pool:
-        return str(jobs.QUEUE_NAMES[jobs.PRIORITIES.index(PRIORITY_DEFAULT)])
-    return str(jobs.QUEUE_NAME)
+    return default_queue(recovery_phase)
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +93,15 @@ def env(phase_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def api(recovery_phase: Phase, env: dict[str, str], db_engine: Engine) -> Iterator[ApiProcess]:
-    server = start_api(recovery_phase, env)
+    server = start_api(recovery_phase, {**env, **keyed_env(recovery_phase)})
     yield server
     server.stop()
 
 
 @pytest.fixture
-def client(api: ApiProcess, empty_store: Engine, redis_client: redis.Redis) -> Iterator[httpx.Client]:
+def client(api: ApiProcess, recovery_phase: Phase, empty_store: Engine, redis_client: redis.Redis) -> Iterator[httpx.Client]:
     redis_client.flushdb()  # no job, lease or lock left over from another test
-    with httpx.Client(base_url=api.base_url, timeout=10) as http:
+    with httpx.Client(base_url=api.base_url, headers=client_headers(recovery_phase), timeout=10) as http:
         yield http
 
 
@@ -99,7 +112,7 @@ WorkerFactory = Callable[..., ManagedProcess]
 def workers(recovery_phase: Phase, env: dict[str, str]) -> Iterator[WorkerFactory]:
     """Start the phase's workers on demand (``extra_env`` changes one worker's settings); all stop after the test.
 
-    On phase 5 a worker is a pool of one process, unless the arguments say ``--processes N``.
+    On phases 5 and 6 a worker is a pool of one process, unless the arguments say ``--processes N``.
     """
     started: list[ManagedProcess] = []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -24,7 +24,7 @@ from shared.redis_server import PrivateRedis
 from shared.tasks import TaskType
 from tasklab_cli.processes import ManagedProcess, Phase, start_api
 from tests.phase3.conftest import WorkerFactory, crash, kill_horse, task_worker, work_horses
-from tests.support import stats_disagreements, submit, text, wait_for, wait_for_status
+from tests.support import client_headers, keyed_env, stats_disagreements, submit, text, wait_for, wait_for_status
 
 #: About 1.5 s of real CPU work: long enough to be caught in the middle.
 SLOW = ("compute", {"n": 50_000_000}, 1_249_999_975_000_000)
@@ -159,14 +159,6 @@ def test_every_task_completes_while_workers_are_sigkilled_again_and_again(
 # Redis lost
 
 
-@pytest.fixture
-def own_redis() -> Iterator[PrivateRedis]:
-    """A Redis this test may kill and wipe without disturbing the others."""
-    server = PrivateRedis().start()
-    yield server
-    server.cleanup()
-
-
 @pytest.mark.parametrize(
     "total",
     [pytest.param(20, id="20-tasks"), pytest.param(100, id="100-tasks", marks=pytest.mark.slow)],
@@ -183,8 +175,8 @@ def test_tasks_submitted_while_redis_is_down_all_complete_once_it_is_back_empty(
     """Redis dies; the API keeps accepting (202) into the database; Redis comes back with
     nothing in it (a crash without persistence); the reconciler enqueues every one of them."""
     on_own_redis = {"REDIS_URL": own_redis.url}
-    api = start_api(recovery_phase, {**env, **on_own_redis})
-    with httpx.Client(base_url=api.base_url, timeout=10) as client:
+    api = start_api(recovery_phase, {**env, **keyed_env(recovery_phase), **on_own_redis})
+    with httpx.Client(base_url=api.base_url, headers=client_headers(recovery_phase), timeout=10) as client:
         workers("--name", "r1", extra_env=on_own_redis)
         workers("--name", "r2", extra_env=on_own_redis)
         assert wait_for_status(client, submit(client, "noop")["id"])["status"] == "completed"  # all up

@@ -28,8 +28,8 @@ from phase4_monitoring.monitoring.dashboard import CONTENT_SECURITY_POLICY
 from phase4_monitoring.monitoring.stats import THROUGHPUT_MINUTES
 from shared.models import Task, TaskStatus, utc_now
 from shared.tasks import TaskType
-from tasklab_cli.processes import ApiProcess
-from tests.phase4.conftest import WorkerFactory
+from tasklab_cli.processes import ApiProcess, Phase
+from tests.phase4.conftest import PHASE4, WorkerFactory
 from tests.phase4.history import seed_last_hour
 from tests.support import LOOPBACK_HOSTS, chromium_browser, submit, wait_for, wait_for_status
 
@@ -49,6 +49,13 @@ RENDER_SLACK_SECONDS = 3.0
 #: Rows of history seeded before the page opens: a chart and percentiles worth a screenshot.
 HISTORY_TASKS = 600
 STATUSES = [status.value for status in TaskStatus] + ["total"]
+
+
+@pytest.fixture(scope="module")
+def monitoring_phase() -> Phase:
+    """Phase 4 only: later phases serve the same page from byte-identical copies of its files,
+    which the copy-forward test holds them to, and a browser per phase would only cost time."""
+    return PHASE4
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The metrics contract (the table in docs/04-monitoring.md, generated from
-phase4_monitoring/monitoring/metrics.py), checked the way an operator would rely on it.
+phase4_monitoring/monitoring/metrics.py), checked the way an operator would rely on it, on
+phase 4 and on every later phase's own copy (``tests/phase4/conftest.py``).
 
 Real processes export, a real ``promtool`` lints, a real Prometheus scrapes; the database is the
 referee. The central promise: summed over every endpoint Prometheus scrapes, a task counter
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -18,12 +19,12 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tasklab_cli.processes import ApiProcess, start_api
-from tests.phase3.conftest import crash
+from tasklab_cli.processes import ApiProcess, Phase, start_api
+from tests.phase3.conftest import crash, default_queue, task_worker
 from tests.phase4.conftest import (
-    PHASE4,
     MonitoredWorker,
     WorkerFactory,
+    phase_module,
     start_prometheus,
 )
 from tests.support import sample, scrape, submit, wait_for, wait_for_status
@@ -54,7 +55,7 @@ def all_finished(client: httpx.Client, total: int) -> bool:
 
 
 def test_promtool_accepts_the_api_and_the_worker_metrics(
-    promtool_binary: str, client: httpx.Client, api: ApiProcess, workers: WorkerFactory
+    promtool_binary: str, client: httpx.Client, api: ApiProcess, workers: WorkerFactory, scrape_api: Callable[[ApiProcess], str]
 ) -> None:
     worker = workers()
     # Every kind of sample: completed and failed tasks, a retry, histograms, HTTP metrics.
@@ -66,18 +67,20 @@ def test_promtool_accepts_the_api_and_the_worker_metrics(
     ]:
         wait_for_status(client, submit(client, task_type, payload)["id"])
 
-    for url in (f"{api.base_url}/metrics", worker.metrics_url):
-        checked = subprocess.run([promtool_binary, "check", "metrics"], input=scrape(url).encode(), capture_output=True)
-        assert checked.returncode == 0, f"{url}: {checked.stdout.decode()}{checked.stderr.decode()}"
+    for name, exposition in (("the API", scrape_api(api)), ("the worker", scrape(worker.metrics_url))):
+        checked = subprocess.run([promtool_binary, "check", "metrics"], input=exposition.encode(), capture_output=True)
+        assert checked.returncode == 0, f"{name}: {checked.stdout.decode()}{checked.stderr.decode()}"
 
 
-def test_the_route_label_is_the_route_template_never_the_raw_path(client: httpx.Client, api: ApiProcess) -> None:
+def test_the_route_label_is_the_route_template_never_the_raw_path(
+    client: httpx.Client, api: ApiProcess, scrape_api: Callable[[ApiProcess], str]
+) -> None:
     task = submit(client, "noop")
     client.get(f"/tasks/{task['id']}")
     client.get(f"/tasks/{uuid.uuid4()}")  # a 404 is labelled by its route too
     client.get("/no/such/route")
 
-    metrics = scrape(f"{api.base_url}/metrics")
+    metrics = scrape_api(api)
 
     assert sample(metrics, "tasklab_http_requests_total", route="/tasks/{task_id}", status="200") >= 1
     assert sample(metrics, "tasklab_http_requests_total", route="/tasks/{task_id}", status="404") >= 1
@@ -85,28 +88,37 @@ def test_the_route_label_is_the_route_template_never_the_raw_path(client: httpx.
     assert task["id"] not in metrics
 
 
-def test_submitted_tasks_are_counted_by_type_and_priority(client: httpx.Client, api: ApiProcess) -> None:
-    before = sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
+def test_submitted_tasks_are_counted_by_type_and_priority(
+    client: httpx.Client, api: ApiProcess, scrape_api: Callable[[ApiProcess], str]
+) -> None:
+    before = sample(scrape_api(api), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
 
     for _ in range(3):
         submit(client, "fibonacci", {"n": 5}, priority=5)
 
-    after = sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
+    after = sample(scrape_api(api), "tasklab_tasks_submitted_total", task_type="fibonacci", priority="5")
     assert after - before == 3
 
 
-def test_queue_depth_and_workers_alive_come_from_redis(client: httpx.Client, api: ApiProcess, workers: WorkerFactory) -> None:
+def test_queue_depth_and_workers_alive_come_from_redis(
+    client: httpx.Client,
+    api: ApiProcess,
+    workers: WorkerFactory,
+    scrape_api: Callable[[ApiProcess], str],
+    monitoring_phase: Phase,
+) -> None:
+    queue = default_queue(monitoring_phase)
     for _ in range(4):
         submit(client, "noop")
-    waiting = scrape(f"{api.base_url}/metrics")
-    assert sample(waiting, "tasklab_queue_depth", queue="phase4:tasks") == 4
+    waiting = scrape_api(api)
+    assert sample(waiting, "tasklab_queue_depth", queue=queue) == 4
     assert sample(waiting, "tasklab_workers_alive") == 0
 
     workers()
 
-    wait_for(lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_workers_alive") == 1, message="one worker alive")
+    wait_for(lambda: sample(scrape_api(api), "tasklab_workers_alive") == 1, message="one worker alive")
     wait_for(
-        lambda: sample(scrape(f"{api.base_url}/metrics"), "tasklab_queue_depth", queue="phase4:tasks") == 0,
+        lambda: sample(scrape_api(api), "tasklab_queue_depth", queue=queue) == 0,
         message="queue drained",
     )
 
@@ -128,9 +140,11 @@ def test_a_work_horse_counts_survive_the_horse(
     assert sample(metrics, "tasklab_task_wait_seconds_count") == 4  # 3 tasks, one of them twice
 
 
-def test_a_cancel_is_counted_once_as_a_finished_task(client: httpx.Client, api: ApiProcess) -> None:
+def test_a_cancel_is_counted_once_as_a_finished_task(
+    client: httpx.Client, api: ApiProcess, scrape_api: Callable[[ApiProcess], str]
+) -> None:
     def cancelled() -> float:
-        return sample(scrape(f"{api.base_url}/metrics"), "tasklab_tasks_finished_total", task_type="noop", outcome="cancelled")
+        return sample(scrape_api(api), "tasklab_tasks_finished_total", task_type="noop", outcome="cancelled")
 
     before = cancelled()
     task = submit(client, "noop")  # no worker: it stays pending
@@ -161,16 +175,18 @@ def test_reconciler_repairs_are_counted_on_the_worker_endpoint(
 
 
 @pytest.fixture
-def fresh_api(fresh_deployment: dict[str, str], empty_store: Engine, redis_client: redis.Redis) -> Iterator[ApiProcess]:
+def fresh_api(
+    monitoring_phase: Phase, fresh_deployment: dict[str, str], empty_store: Engine, redis_client: redis.Redis
+) -> Iterator[ApiProcess]:
     redis_client.flushdb()
-    server = start_api(PHASE4, fresh_deployment)
+    server = start_api(monitoring_phase, fresh_deployment)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def fresh_client(fresh_api: ApiProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fresh_api.base_url, timeout=10) as http:
+def fresh_client(fresh_api: ApiProcess, headers: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fresh_api.base_url, headers=headers, timeout=10) as http:
         yield http
 
 
@@ -187,13 +203,14 @@ def test_prometheus_sum_of_completed_equals_the_database(
     workers: WorkerFactory,
     empty_store: Engine,
     prometheus_binary: str,
+    monitoring_phase: Phase,
     total: int,
 ) -> None:
     client = fresh_client
     pool = [workers(extra_env=fresh_deployment), workers(extra_env=fresh_deployment)]
     for worker in pool:
         scrape(worker.metrics_url)
-    with start_prometheus(fresh_api, pool) as prometheus:
+    with start_prometheus(fresh_api, pool, monitoring_phase) as prometheus:
         ids = [submit(client, "fibonacci", {"n": 20})["id"] for _ in range(total)]
         wait_for(lambda: all_finished(client, len(ids)), timeout=120, interval=0.5, message=f"{total} tasks completed")
 
@@ -215,16 +232,18 @@ def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_m
     workers: WorkerFactory,
     empty_store: Engine,
     prometheus_binary: str,
+    monitoring_phase: Phase,
     total: int,
 ) -> None:
     """The killed worker's counts live on in its files; a surviving exporter adopts and exports them."""
     client = fresh_client
     victim = workers("--name", "victim", extra_env=fresh_deployment)
     survivor = workers("--name", "survivor", extra_env=fresh_deployment)
+    victim_name = task_worker(monitoring_phase, "victim")
     pool: list[MonitoredWorker] = [victim, survivor]
     for worker in pool:
         scrape(worker.metrics_url)
-    with start_prometheus(fresh_api, pool) as prometheus:
+    with start_prometheus(fresh_api, pool, monitoring_phase) as prometheus:
         ids = [submit(client, *SLOW)["id"] if i % 10 == 0 else submit(client, "fibonacci", {"n": 20})["id"] for i in range(total)]
         # Killed in the middle of a long task, as a crash usually finds a worker. (A kill in the
         # microseconds between a commit and its count would lose that one count: the one gap
@@ -232,7 +251,7 @@ def test_prometheus_sum_still_equals_the_database_after_a_worker_was_sigkilled_m
         wait_for(lambda: completed_rows(empty_store) >= total // 3, timeout=60, interval=0.05, message="a third of the run done")
 
         def victim_inside_a_slow_task() -> bool | None:
-            if running_on(empty_store, "victim", SLOW[0]):
+            if running_on(empty_store, victim_name, SLOW[0]):
                 return True
             ids.append(submit(client, *SLOW)["id"])  # one more, until the victim is the one that takes it
             return None
@@ -284,9 +303,8 @@ CONTRACT = {
 }
 
 
-def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels() -> None:
-    from phase4_monitoring.monitoring.metrics import reference_table
-
+def test_every_metric_of_the_contract_is_defined_with_its_type_and_labels(monitoring_phase: Phase) -> None:
+    reference_table = phase_module(monitoring_phase, "monitoring.metrics").reference_table
     rows = {
         cells[1].strip("` "): (cells[2].strip(), cells[3].strip())
         for cells in (row.split("|") for row in reference_table().splitlines()[2:])

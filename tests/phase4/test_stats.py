@@ -2,7 +2,7 @@
 
 The table is seeded directly through the database engine with tasks whose instants the test
 chooses (some ended inside the window, some before it, some still in flight), then the real
-phase 4 API answers ``/stats`` and each figure is recomputed here the obvious way: a
+API (phase 4's, and each later phase's own copy) answers ``/stats`` and each figure is recomputed here the obvious way: a
 ``GROUP BY`` for the counts, ``statistics.quantiles`` over the window's rows for the
 percentiles. The API computes the same figures by other means (an index-only range, a count by
 difference, PostgreSQL's ``percentile_cont``); agreeing with the obvious way is the proof.
@@ -26,7 +26,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from phase4_monitoring import transitions
 from phase4_monitoring.monitoring.aggregates import RELATIVE_ERROR
 from phase4_monitoring.monitoring.stats import (
     MAX_WINDOW_SECONDS,
@@ -34,10 +33,11 @@ from phase4_monitoring.monitoring.stats import (
     THROUGHPUT_MINUTES,
 )
 from shared.models import PRIORITY_HIGHEST, PRIORITY_LOWEST, Task, TaskStatus, utc_now
-from shared.redis_server import free_port
+from shared.redis_server import PrivateRedis
 from shared.tasks import CATALOG, TaskType
-from tasklab_cli.processes import start_api
-from tests.phase4.conftest import PHASE4, WorkerFactory
+from tasklab_cli.processes import Phase, start_api
+from tests.phase3.conftest import default_queue, task_worker
+from tests.phase4.conftest import WorkerFactory, phase_module, queue_names
 from tests.phase4.history import ended_task, insert
 from tests.support import stats_disagreements, submit, wait_for_status
 
@@ -173,13 +173,14 @@ def test_outcomes_per_type_count_only_the_tasks_that_ended_in_the_window(client:
 
 
 def test_a_requeued_dead_letter_and_a_cancelled_task_count_once_where_their_rows_say(
-    client: httpx.Client, seeded: Engine
+    client: httpx.Client, seeded: Engine, monitoring_phase: Phase
 ) -> None:
     """The aggregates follow every transition: a failed task sent back leaves the failures, a cancel joins them."""
     columns = Task.__table__.c  # type: ignore[attr-defined]
     with seeded.connect() as connection:
         dead_letter = connection.execute(select(columns.id).where(columns.status == "failed").limit(1)).scalar_one()
         waiting = connection.execute(select(columns.id).where(columns.status == "pending").limit(1)).scalar_one()
+    transitions = phase_module(monitoring_phase, "transitions")
     with Session(seeded) as session:
         assert transitions.mark_requeued(session, dead_letter)
         assert transitions.mark_cancelled(session, waiting)
@@ -330,18 +331,24 @@ def test_stats_is_documented_in_openapi_with_an_example(client: httpx.Client) ->
 # Redis: queues and workers
 
 
-def test_queue_depth_counts_the_jobs_waiting_and_no_worker_is_alive(client: httpx.Client) -> None:
+def waiting_in(phase: Phase, default_priority: int) -> list[dict[str, object]]:
+    """``/stats``'s queue list when ``default_priority`` jobs of the default priority wait: every
+    queue of the phase listed, the others empty."""
+    return [{"name": name, "queued": default_priority if name == default_queue(phase) else 0} for name in queue_names(phase)]
+
+
+def test_queue_depth_counts_the_jobs_waiting_and_no_worker_is_alive(client: httpx.Client, monitoring_phase: Phase) -> None:
     for _ in range(3):
         submit(client, "noop")
 
     redis_figures = read_stats(client)["redis"]
 
     assert redis_figures["reachable"] is True
-    assert redis_figures["queues"] == [{"name": "phase4:tasks", "queued": 3}]
+    assert redis_figures["queues"] == waiting_in(monitoring_phase, 3)
     assert (redis_figures["workers_alive"], redis_figures["workers"]) == (0, [])
 
 
-def test_a_real_worker_run_shows_in_every_figure(client: httpx.Client, workers: WorkerFactory) -> None:
+def test_a_real_worker_run_shows_in_every_figure(client: httpx.Client, workers: WorkerFactory, monitoring_phase: Phase) -> None:
     """Given a worker, when tasks complete and one fails for good, then /stats shows each of them."""
     worker = workers(extra_env={"WORKER_NAME": "stats-e2e-worker"})
     ids = [submit(client, "noop")["id"] for _ in range(5)] + [submit(client, "fibonacci", {"n": 10})["id"]]
@@ -359,18 +366,22 @@ def test_a_real_worker_run_shows_in_every_figure(client: httpx.Client, workers: 
     assert by_type["noop"]["run_seconds"]["p50"] is not None and by_type["noop"]["wait_seconds"]["p99"] is not None
     assert sum(m["completed"] for m in stats["throughput"]) == 6 and sum(m["failed"] for m in stats["throughput"]) == 1
     assert stats["top_errors"][0]["count"] == 1 and "fails on purpose" in stats["top_errors"][0]["error"]
-    assert stats["redis"]["queues"] == [{"name": "phase4:tasks", "queued": 0}]
+    assert stats["redis"]["queues"] == waiting_in(monitoring_phase, 0)
     assert stats["redis"]["workers_alive"] == 1, worker.process.log_tail()
-    assert [w["name"] for w in stats["redis"]["workers"]] == ["stats-e2e-worker"]
+    assert [w["name"] for w in stats["redis"]["workers"]] == [task_worker(monitoring_phase, "stats-e2e-worker")]
 
 
-def test_with_redis_unreachable_stats_still_answers_with_the_database_figures(env: dict[str, str], empty_store: Engine) -> None:
-    """Redis down is a fact to report: 200, the database's counts, and the Redis figures marked unreachable."""
+def test_with_redis_down_stats_still_answers_with_the_database_figures(
+    env: dict[str, str], empty_store: Engine, monitoring_phase: Phase, headers: dict[str, str], own_redis: PrivateRedis
+) -> None:
+    """Redis down is a fact to report: 200, the database's counts, and the Redis figures marked unreachable.
+
+    The API starts with its Redis up (phase 6 waits for it at start) and loses it afterwards."""
     insert(empty_store, [Task(task_type=TaskType.NOOP, payload={}, status=TaskStatus.PENDING)])
-    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
-    server = start_api(PHASE4, {**env, "REDIS_URL": nobody_listens})
+    server = start_api(monitoring_phase, {**env, "REDIS_URL": own_redis.url})
     try:
-        response = httpx.get(f"{server.base_url}/stats", timeout=10)
+        own_redis.kill()
+        response = httpx.get(f"{server.base_url}/stats", headers=headers, timeout=10)
     finally:
         server.stop()
 
@@ -390,14 +401,16 @@ def test_an_empty_table_gives_zeros_and_nulls_not_errors(client: httpx.Client) -
     assert stats["top_errors"] == [] and not any(m["completed"] or m["failed"] for m in stats["throughput"])
 
 
-def test_concurrent_requests_share_one_computation_in_a_process_and_across_processes(env: dict[str, str], seeded: Engine) -> None:
+def test_concurrent_requests_share_one_computation_in_a_process_and_across_processes(
+    env: dict[str, str], seeded: Engine, monitoring_phase: Phase, headers: dict[str, str]
+) -> None:
     """Given two API processes with the one-second cache, when ten dashboards ask at once, one computation answers all."""
     cached = {**env, "STATS_CACHE_SECONDS": "1"}
-    servers = [start_api(PHASE4, cached), start_api(PHASE4, cached)]
+    servers = [start_api(monitoring_phase, cached), start_api(monitoring_phase, cached)]
     try:
         urls = [f"{servers[i % 2].base_url}/stats" for i in range(10)]
         with ThreadPoolExecutor(max_workers=10) as pool:
-            answers = list(pool.map(lambda url: httpx.get(url, timeout=10).json(), urls))
+            answers = list(pool.map(lambda url: httpx.get(url, headers=headers, timeout=10).json(), urls))
     finally:
         for server in servers:
             server.stop()

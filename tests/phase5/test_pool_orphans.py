@@ -32,14 +32,6 @@ KILL_GAPS = [
 ]
 
 
-@pytest.fixture
-def own_redis() -> Iterator[PrivateRedis]:
-    """A Redis of the test's own, to kill and start again on the same port."""
-    server = PrivateRedis().start()
-    yield server
-    server.cleanup()
-
-
 def kill_supervisor(pool: ManagedProcess) -> None:
     """SIGKILL the supervisor alone: no grace kill of its processes, only their parent-death signal."""
     os.kill(pool.pid, signal.SIGKILL)

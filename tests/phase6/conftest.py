@@ -12,22 +12,10 @@ import pytest
 import redis
 from sqlalchemy.engine import Engine
 
-from phase6_docker.security import hash_key
-from tasklab_cli.processes import ApiProcess, Phase, start_api
+from tasklab_cli.processes import ApiProcess, start_api
+from tests.support import KEYS, PHASE6, bearer, key_hashes
 
-PHASE6 = Phase(6, "phase6_docker", has_worker=True, has_metrics=True, has_pool=True)
-
-#: Two clients' keys, as a client holds them; the servers get only their digests.
-KEYS = {"alice": "alice-key-0123456789abcdefghijklmnopqrstuv", "bob": "bob-key-0123456789abcdefghijklmnopqrstuvwx"}
-
-
-def key_hashes(keys: dict[str, str] = KEYS) -> str:
-    """``API_KEY_HASHES`` for ``keys``: ``name:sha256hex`` entries."""
-    return ",".join(f"{name}:{hash_key(key)}" for name, key in keys.items())
-
-
-def bearer(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[name]}"}
+__all__ = ["KEYS", "PHASE6", "ApiFactory", "bearer", "key_hashes"]
 
 
 @pytest.fixture
