@@ -17,6 +17,7 @@ endpoint that caused it, background work included.
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 import psutil
 import redis
 from rich.progress import Progress, TaskID
+from rq import Queue
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -32,7 +34,6 @@ from sqlmodel import Session, col, select
 from bench.config import NOOP_TASK, PHASE_ENV, BenchConfig
 from bench.floor_app import FLOOR_PATH, VALIDATE_PATH
 from bench.load import LoadSample, run_load
-from phase2_queue.jobs import make_queue
 from phase5_scaling.db import create_db_engine
 from shared.models import Task, TaskStatus
 from tasklab_cli.processes import PHASES, Phase, start_api
@@ -118,6 +119,13 @@ def server_cpu_seconds(process: psutil.Process) -> float:
     """User + system CPU time of the server process so far (all its threads)."""
     times = process.cpu_times()
     return times.user + times.system
+
+
+def queued_jobs(phase: Phase, client: redis.Redis) -> int:
+    """The jobs waiting in the phase's own queues: one queue up to phase 4, one per priority from 5."""
+    jobs = importlib.import_module(f"{phase.package}.jobs")
+    names = getattr(jobs, "QUEUE_NAMES", None) or [jobs.QUEUE_NAME]
+    return sum(Queue(str(name), connection=client).count for name in names)
 
 
 def count_tasks(engine: Engine, *statuses: TaskStatus) -> int:
@@ -245,6 +253,6 @@ def measure_phase(
         outcome.completed = count_tasks(engine, TaskStatus.COMPLETED)
     elif redis_url is not None:
         with redis.Redis.from_url(redis_url) as client:
-            outcome.queued = make_queue(client).count
+            outcome.queued = queued_jobs(phase, client)
     engine.dispose()
     return outcome

@@ -216,12 +216,12 @@ def _submit_record(row: Row) -> dict[str, str]:
 
 
 def _stored(store: Row) -> str:
-    """What one phase's accepted submits became; the queue is counted for phase 2 only, as the
-    terminal's notes do (the benchmark counts phase 2's queue, which later phases do not use)."""
+    """What one phase's accepted submits became: stored rows, and run tasks (phase 1) or the jobs
+    left in the phase's own queues (phases 2 on, no worker running)."""
     line = f"phase {store['phase']}: {_num(store.get('stored'), 0)} of {_num(store.get('accepted'), 0)} accepted tasks stored"
     if store.get("completed") is not None:
         line += f", {_num(store['completed'], 0)} run to `completed` in the API process"
-    if store["phase"] == 2 and store.get("queued") is not None:
+    if store.get("queued") is not None:
         line += f", {_num(store['queued'], 0)} jobs left in the queue"
     return line + (f" (**{store['problem']}**)" if store.get("problem") else "")
 
