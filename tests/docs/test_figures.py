@@ -26,9 +26,12 @@ PAGES = sorted((ROOT / "docs").glob("*.md"))
 FIGURE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*(tasks/s|req/s|jobs/s|×)")
 #: What names a figure's run when it is not the data file's.
 LABELLED = re.compile(
-    r"20\d\d-\d\d-\d\d|\b\d\d:\d\d\b|\bearlier\b|\bbefore\b|\bruns\b|\brun on\b|\bcalculated\b|\bsame run\b|\brun above\b",
+    r"20\d\d-\d\d-\d\d|\b\d\d:\d\d\b|\b(?:earlier|previous)\s+runs?\b|\bcalculated\b"
+    r"|\b(?:two|three|four|five|six|\d+)\s+runs\b|\bsame\s+run\b|\brun\s+above\b",
     re.IGNORECASE,
 )
+#: Where one unit of prose ends: a blank line, or the start of a list item (a bullet is read on its own).
+UNITS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*]|\d+\.) )")
 GENERATED = re.compile(r"<!-- generated:.*?<!-- /generated -->", re.DOTALL)
 
 
@@ -44,7 +47,7 @@ def numbers(data: object) -> list[float]:
 
 def unsourced_figures(markdown: str, values: list[float]) -> list[str]:
     """The hand-written figures that are no value of the data and name no run of their own."""
-    paragraphs = re.split(r"\n\s*\n", prose(GENERATED.sub("", markdown)))
+    paragraphs = UNITS.split(prose(GENERATED.sub("", markdown)))
     found = []
     for index, paragraph in enumerate(paragraphs):
         context = paragraph + (paragraphs[index - 1] if index else "")
