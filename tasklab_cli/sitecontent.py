@@ -607,7 +607,7 @@ CHAPTER_MAP: tuple[tuple[str, str, str, str], ...] = (
         "01-basic.md",
         "1 · BackgroundTasks",
         "`make run PHASE=1`, `curl` a task, `kill -9` the server",
-        "a task left `running` for ever when the server dies; `/health` taking 4 s behind slow tasks",
+        "a task left `running` for ever when the server dies; `/health` taking 5 s behind slow tasks",
     ),
     (
         "02-queue.md",
