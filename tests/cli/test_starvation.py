@@ -11,13 +11,31 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import httpx
 import psutil
+
+from tests.support import wait_for
 
 SMALL = ["--idle-requests", "5", "--tasks", "10", "--time-scale", "0.2", "--submit-at", "0.5", "--probe-interval", "0.1"]
 SMALL += ["--window", "1", "--duration", "15"]
+
+
+def listening_port(processes: list[psutil.Process]) -> int | None:
+    """The port the tool's API listens on: the one listening socket among the processes it started."""
+    for process in processes:
+        for connection in process.net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_LISTEN:
+                return int(connection.laddr.port)
+    return None
+
+
+def tasks_running(port: int) -> bool:
+    page = httpx.get(f"http://127.0.0.1:{port}/tasks", params={"status": "running", "limit": 1}, timeout=5).json()
+    return bool(page["total"])
+
+
 ROUTE_LINE = r"  {route}\s+n=\s*(\d+)  median\s+[\d.]+ ms  max\s+[\d.]+ ms  status (\{{.*\}})"
 
 
@@ -73,7 +91,9 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
                 break
         started = psutil.Process(tool.pid).children(recursive=True)
         assert started, "the tool started no process"
-        time.sleep(1.5)  # interrupted in the middle of the run: requests in flight, tasks running
+        port = wait_for(lambda: listening_port(started), timeout=10, message="the tool's API listening")
+        # Interrupted in the middle of the run: probes in flight, tasks running in the API.
+        wait_for(lambda: tasks_running(port), timeout=20, interval=0.05, message="a task running")
         tool.send_signal(signal.SIGINT)  # what Ctrl-C sends the terminal's foreground process
         output, _ = tool.communicate(timeout=30)
     finally:
